@@ -1,0 +1,24 @@
+"""Amazon Kinesis for PySpark Structured Streaming, with no jar: `format("kinesis")`.
+
+Spark 4 registers this source by itself: its Python workers look for top-level
+modules named `pyspark_*` that expose `DefaultSource`, so once this package is
+installed the tutorial's code runs as written::
+
+    df = (spark.readStream.format("kinesis")
+          .option("streamName", "events")
+          .option("endpointUrl", "http://localhost:4566")
+          .option("region", "us-east-1")
+          .option("awsAccessKeyId", "test")
+          .option("awsSecretKey", "test")
+          .option("startingposition", "TRIM_HORIZON")
+          .load())
+
+See `pyspark_kinesis.source` for how batches replay exactly.
+"""
+
+from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
+from pyspark_kinesis.source import SCHEMA, KinesisDataSource
+
+DefaultSource = KinesisDataSource
+
+__all__ = ["SCHEMA", "DefaultSource", "KinesisDataSource", "KinesisOptionError", "KinesisOptions"]

@@ -1,0 +1,151 @@
+"""A Kinesis client built from the options, and the errors a user can act on.
+
+Clients are made where they are used (on the driver while planning, in each
+task on the executors) and never travel inside pickled Spark state. Throttling
+is retried twice over: botocore's standard mode for brief bursts, then an outer
+retry with jittered exponential backoff for sustained throttling, so a busy
+shard slows a query down instead of failing or skipping data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from tenacity import (
+    before_sleep_log,
+    retry,
+    retry_if_exception,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from pyspark_kinesis.options import KinesisOptions
+
+log = logging.getLogger(__name__)
+
+_THROTTLING = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException"})
+_BAD_CREDENTIALS = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+    }
+)
+# Sustained throttling is waited out this long before the query fails.
+THROTTLING_PATIENCE_S = 300.0
+
+T = TypeVar("T")
+
+
+class KinesisSourceError(RuntimeError):
+    """Kinesis refused the query in a way retrying will not fix; the message says what to do."""
+
+
+def error_code(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _is_throttling(error: BaseException) -> bool:
+    return error_code(error) in _THROTTLING
+
+
+def make_client(options: KinesisOptions) -> Any:
+    """A boto3 Kinesis client: explicit keys, an assumed role, or the default chain."""
+    session = boto3.session.Session(
+        aws_access_key_id=options.access_key_id,
+        aws_secret_access_key=options.secret_access_key,
+        aws_session_token=options.session_token,
+        region_name=options.region,
+    )
+    if options.role_arn:
+        _assume_role(session, options)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=32,
+    )
+    return session.client("kinesis", endpoint_url=options.endpoint_url, config=config)
+
+
+def _assume_role(session: boto3.session.Session, options: KinesisOptions) -> None:
+    # Refreshable, so a query running for days keeps working past the role's hour.
+    extra_args = {"RoleSessionName": options.role_session_name}
+    if options.role_external_id:
+        extra_args["ExternalId"] = options.role_external_id
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=session._session.create_client,
+        source_credentials=session._session.get_credentials(),
+        role_arn=options.role_arn,
+        extra_args=extra_args,
+    )
+    credentials = DeferredRefreshableCredentials(
+        method="assume-role", refresh_using=fetcher.fetch_credentials
+    )
+    session._session._credentials = credentials
+
+
+def call(options: KinesisOptions, operation: Callable[..., T], **kwargs: Any) -> T:
+    """Calls one Kinesis operation, waiting out throttling and explaining fatal errors."""
+    try:
+        return _call_with_patience(operation, **kwargs)
+    except NoCredentialsError as error:
+        raise KinesisSourceError(
+            "no AWS credentials found: set awsAccessKeyId/awsSecretKey, or provide them "
+            "through the default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an instance role)"
+        ) from error
+    except ClientError as error:
+        explained = _explain(error, options)
+        if explained is error:
+            raise
+        raise explained from error
+    except BotoCoreError as error:
+        where = options.endpoint_url or f"the AWS endpoint of region {options.region!r}"
+        raise KinesisSourceError(
+            f"cannot reach Kinesis at {where}: {error}. Check endpointUrl and region."
+        ) from error
+
+
+@retry(
+    retry=retry_if_exception(_is_throttling),
+    wait=wait_random_exponential(multiplier=0.2, max=10),
+    stop=stop_after_delay(THROTTLING_PATIENCE_S),
+    before_sleep=before_sleep_log(log, logging.DEBUG),
+    reraise=True,
+)
+def _call_with_patience(operation: Callable[..., T], **kwargs: Any) -> T:
+    return operation(**kwargs)
+
+
+def _explain(error: ClientError, options: KinesisOptions) -> BaseException:
+    code = error_code(error)
+    stream = options.stream_name
+    if code == "ResourceNotFoundException":
+        return KinesisSourceError(
+            f"Kinesis stream {stream!r} not found in region {options.region!r}"
+            f"{' at ' + options.endpoint_url if options.endpoint_url else ''}: "
+            "check streamName and region, or create the stream first"
+        )
+    if code in _BAD_CREDENTIALS:
+        return KinesisSourceError(
+            f"AWS rejected the credentials for stream {stream!r} ({code}): check "
+            "awsAccessKeyId/awsSecretKey or the default credential chain, and that the "
+            "identity may call kinesis:ListShards, GetShardIterator and GetRecords"
+        )
+    if code in _THROTTLING:
+        return KinesisSourceError(
+            f"stream {stream!r} stayed throttled for {THROTTLING_PATIENCE_S:.0f}s ({code}): "
+            "lower the read rate (maxFetchRate, minFetchPeriod) or add shards"
+        )
+    return error

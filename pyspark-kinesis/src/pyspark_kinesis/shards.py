@@ -1,0 +1,143 @@
+"""Which shards a query reads, as the stream is resharded under it.
+
+Kinesis closes a shard when it is split or merged and opens children that list
+it as parent. Order per partition key holds only if a parent is read to its end
+before its children are read at all, so a child joins the query's offset in the
+batch after all its parents were seen to end. A closed, drained parent is
+dropped from the offset once all its children are in it; afterwards a shard in
+the listing that is an ancestor of a shard in the offset is known to be
+consumed, which keeps the offset small without re-reading old shards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark_kinesis.positions import TRIM_HORIZON, Position, at_timestamp, parse_position
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A shard as ListShards describes it."""
+
+    shard_id: str
+    parents: tuple[str, ...]
+    closed: bool
+
+    @classmethod
+    def from_listing(cls, entry: Mapping[str, Any]) -> Shard:
+        parents = tuple(
+            entry[key] for key in ("ParentShardId", "AdjacentParentShardId") if entry.get(key)
+        )
+        closed = "EndingSequenceNumber" in entry.get("SequenceNumberRange", {})
+        return cls(entry["ShardId"], parents, closed)
+
+
+@dataclass(frozen=True)
+class ShardProgress:
+    """How far a query has read one shard: where the next read starts, and whether it ended."""
+
+    position: Position
+    ended: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"position": str(self.position), "ended": self.ended}
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> ShardProgress:
+        return cls(parse_position(document["position"]), bool(document.get("ended", False)))
+
+
+Progress = dict[str, ShardProgress]
+
+
+def progress_to_offset(progress: Mapping[str, ShardProgress]) -> dict[str, Any]:
+    return {"shards": {shard_id: progress[shard_id].to_json() for shard_id in sorted(progress)}}
+
+
+def progress_from_offset(offset: Mapping[str, Any]) -> Progress:
+    return {
+        shard_id: ShardProgress.from_json(entry) for shard_id, entry in offset["shards"].items()
+    }
+
+
+def initial_progress(
+    listing: Iterable[Shard],
+    default: Position,
+    per_shard: Mapping[str, Position],
+    query_start_s: float,
+) -> Progress:
+    """The shards a new query starts with, and where in each it starts."""
+    shards = {shard.shard_id: shard for shard in listing}
+    if default.kind == "LATEST":
+        # Closed shards hold nothing newer than the query: only open ones can.
+        chosen = {shard_id for shard_id, shard in shards.items() if not shard.closed}
+    else:
+        chosen = {shard_id for shard_id, shard in shards.items() if not _listed_parents(shard, shards)}
+    named = set(per_shard) & set(shards)
+    chosen = (chosen - _ancestors(named, shards)) | named
+    resolved_default = at_timestamp(query_start_s) if default.kind == "LATEST" else default
+    progress = {}
+    for shard_id in chosen:
+        position = per_shard.get(shard_id, resolved_default)
+        if position.kind == "LATEST":
+            position = at_timestamp(query_start_s)
+        progress[shard_id] = ShardProgress(position)
+    return progress
+
+
+def with_new_shards(
+    progress: Mapping[str, ShardProgress],
+    listing: Iterable[Shard],
+    eligible: set[str] | None = None,
+) -> Progress:
+    """Adds the shards that may be read from now on, and drops parents no longer needed.
+
+    `eligible`, when given, limits new shards to those ids (Trigger.AvailableNow
+    must not read shards created after it started).
+    """
+    shards = {shard.shard_id: shard for shard in listing}
+    updated = dict(progress)
+    consumed = _ancestors(set(progress), shards)
+    for shard_id, shard in shards.items():
+        if shard_id in progress or shard_id in consumed:
+            continue
+        if eligible is not None and shard_id not in eligible:
+            continue
+        if all(progress.get(parent, _OPEN).ended for parent in _known_parents(shard, shards, progress)):
+            updated[shard_id] = ShardProgress(TRIM_HORIZON)
+    for shard_id in [shard_id for shard_id, state in updated.items() if state.ended]:
+        children = [shard for shard in shards.values() if shard_id in shard.parents]
+        if children and all(child.shard_id in updated for child in children):
+            del updated[shard_id]
+    return updated
+
+
+_OPEN = ShardProgress(TRIM_HORIZON, ended=False)
+
+
+def _listed_parents(shard: Shard, shards: Mapping[str, Shard]) -> list[str]:
+    return [parent for parent in shard.parents if parent in shards]
+
+
+def _known_parents(
+    shard: Shard, shards: Mapping[str, Shard], progress: Mapping[str, ShardProgress]
+) -> list[str]:
+    # A parent that is neither listed nor tracked has aged out of the stream:
+    # there is nothing left to read before the child.
+    return [parent for parent in shard.parents if parent in shards or parent in progress]
+
+
+def _ancestors(shard_ids: set[str], shards: Mapping[str, Shard]) -> set[str]:
+    found: set[str] = set()
+    pending = [parent for shard_id in shard_ids if shard_id in shards for parent in shards[shard_id].parents]
+    while pending:
+        parent = pending.pop()
+        if parent in found:
+            continue
+        found.add(parent)
+        if parent in shards:
+            pending.extend(shards[parent].parents)
+    return found
