@@ -26,7 +26,8 @@ def test_tutorial_code_runs_as_written(spark, kinesis_endpoint, kinesis_client, 
             StreamName=stream_name, Data=json.dumps(message), PartitionKey="partitionkey"
         )
 
-    # --- the tutorial, verbatim but for the endpoint's port ---
+    # --- the tutorial, verbatim but for the stream name and the endpoint's port ---
+    # fmt: off
     kinesis = spark.readStream.format('kinesis') \
         .option('streamName', stream_name) \
         .option('endpointUrl', kinesis_endpoint) \
@@ -48,6 +49,7 @@ def test_tutorial_code_runs_as_written(spark, kinesis_endpoint, kinesis_client, 
         .trigger(once=True) \
         .start() \
         .awaitTermination()
+    # fmt: on
     # --- end of the tutorial ---
 
     # The console sink prints from the JVM, out of pytest's reach: read the same

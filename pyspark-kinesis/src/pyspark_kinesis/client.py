@@ -128,7 +128,7 @@ def _call_with_patience(operation: Callable[..., T], **kwargs: Any) -> T:
     return operation(**kwargs)
 
 
-def _explain(error: ClientError, options: KinesisOptions) -> BaseException:
+def _explain(error: ClientError, options: KinesisOptions) -> Exception:
     code = error_code(error)
     stream = options.stream_name
     if code == "ResourceNotFoundException":
@@ -148,4 +148,4 @@ def _explain(error: ClientError, options: KinesisOptions) -> BaseException:
             f"stream {stream!r} stayed throttled for {THROTTLING_PATIENCE_S:.0f}s ({code}): "
             "lower the read rate (maxFetchRate, minFetchPeriod) or add shards"
         )
-    return error
+    return error  # type: ignore[no-any-return]  # botocore's exceptions are untyped

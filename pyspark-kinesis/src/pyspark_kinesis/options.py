@@ -50,8 +50,12 @@ _SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
 
 # GetRecords returns at most 10,000 records per call (Kinesis API limit).
 MAX_RECORDS_PER_FETCH = 10_000
-_STREAM_ARN = re.compile(r"^arn:aws[\w-]*:kinesis:(?P<region>[\w-]+):\d{12}:stream/(?P<name>[\w.-]+)$")
-_DURATION = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|sec|seconds?|m|min|minutes?)?\s*$")
+_STREAM_ARN = re.compile(
+    r"^arn:aws[\w-]*:kinesis:(?P<region>[\w-]+):\d{12}:stream/(?P<name>[\w.-]+)$"
+)
+_DURATION = re.compile(
+    r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|sec|seconds?|m|min|minutes?)?\s*$"
+)
 _SECONDS_PER_UNIT = {"ms": 0.001, "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0}
 
 
@@ -151,7 +155,9 @@ def _stream_identity(values: Mapping[str, str]) -> tuple[str, str | None]:
             )
         arn_name, arn_region = match["name"], match["region"]
     if name and arn_name and name != arn_name:
-        raise KinesisOptionError(f"streamName {name!r} and streamARN {arn!r} name different streams")
+        raise KinesisOptionError(
+            f"streamName {name!r} and streamARN {arn!r} name different streams"
+        )
     stream_name = name or arn_name
     if not stream_name:
         raise KinesisOptionError(
@@ -179,8 +185,12 @@ def _json_starting_positions(
     if not isinstance(document, dict):
         raise KinesisOptionError("startingPosition JSON must be an object")
     if "at_timestamp" in document:
-        return _single_position("AT_TIMESTAMP", str(document["at_timestamp"]), "startingPosition"), {}
-    default = _single_position(str(document.pop("*", "TRIM_HORIZON")), timestamp, "startingPosition")
+        return _single_position(
+            "AT_TIMESTAMP", str(document["at_timestamp"]), "startingPosition"
+        ), {}
+    default = _single_position(
+        str(document.pop("*", "TRIM_HORIZON")), timestamp, "startingPosition"
+    )
     per_shard = {
         shard_id: _single_position(str(value), timestamp, f"startingPosition[{shard_id}]")
         for shard_id, value in document.items()
@@ -265,5 +275,7 @@ def _boolean(values: Mapping[str, str], name: str, *, default: bool) -> bool:
         return default
     text = values[name].strip().lower()
     if text not in ("true", "false"):
-        raise KinesisOptionError(f"{_option_names(name)} must be true or false, not {values[name]!r}")
+        raise KinesisOptionError(
+            f"{_option_names(name)} must be true or false, not {values[name]!r}"
+        )
     return text == "true"

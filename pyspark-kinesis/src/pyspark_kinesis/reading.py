@@ -57,7 +57,9 @@ class ShardCursor:
             self._iterator = self._open_iterator()
         self._pace()
         try:
-            answer = call(self.options, self.client.get_records, ShardIterator=self._iterator, Limit=limit)
+            answer = call(
+                self.options, self.client.get_records, ShardIterator=self._iterator, Limit=limit
+            )
         except ClientError as error:
             if error_code(error) != "ExpiredIteratorException":
                 raise
@@ -124,6 +126,7 @@ def plan_shard(
     shard_id: str,
     start: Position,
     budget: int | None,
+    *,
     cutoff_s: float | None = None,
 ) -> ShardPlan:
     """Reads ahead from `start` to find the last record this batch takes from the shard.
@@ -142,7 +145,10 @@ def plan_shard(
         fetch = cursor.fetch(min(room, options.max_records_per_fetch))
         behind = fetch.millis_behind_latest
         for record in fetch.records:
-            if cutoff_s is not None and record["ApproximateArrivalTimestamp"].timestamp() > cutoff_s:
+            if (
+                cutoff_s is not None
+                and record["ApproximateArrivalTimestamp"].timestamp() > cutoff_s
+            ):
                 return ShardPlan(shard_id, last, taken, False, behind)
             last = record["SequenceNumber"]
             taken += 1
@@ -170,7 +176,9 @@ def read_range(
         if wanted:
             yield wanted
             patience_ends = time.monotonic() + VISIBILITY_PATIENCE_S
-        if len(wanted) < len(fetch.records) or (wanted and int(wanted[-1]["SequenceNumber"]) == last):
+        if len(wanted) < len(fetch.records) or (
+            wanted and int(wanted[-1]["SequenceNumber"]) == last
+        ):
             return
         if fetch.records:
             continue

@@ -75,7 +75,9 @@ def initial_progress(
         # Closed shards hold nothing newer than the query: only open ones can.
         chosen = {shard_id for shard_id, shard in shards.items() if not shard.closed}
     else:
-        chosen = {shard_id for shard_id, shard in shards.items() if not _listed_parents(shard, shards)}
+        chosen = {
+            shard_id for shard_id, shard in shards.items() if not _listed_parents(shard, shards)
+        }
     named = set(per_shard) & set(shards)
     chosen = (chosen - _ancestors(named, shards)) | named
     resolved_default = at_timestamp(query_start_s) if default.kind == "LATEST" else default
@@ -91,7 +93,7 @@ def initial_progress(
 def with_new_shards(
     progress: Mapping[str, ShardProgress],
     listing: Iterable[Shard],
-    eligible: set[str] | None = None,
+    eligible: frozenset[str] | None = None,
 ) -> Progress:
     """Adds the shards that may be read from now on, and drops parents no longer needed.
 
@@ -106,7 +108,9 @@ def with_new_shards(
             continue
         if eligible is not None and shard_id not in eligible:
             continue
-        if all(progress.get(parent, _OPEN).ended for parent in _known_parents(shard, shards, progress)):
+        if all(
+            progress.get(parent, _OPEN).ended for parent in _known_parents(shard, shards, progress)
+        ):
             updated[shard_id] = ShardProgress(TRIM_HORIZON)
     for shard_id in [shard_id for shard_id, state in updated.items() if state.ended]:
         children = [shard for shard in shards.values() if shard_id in shard.parents]
@@ -132,7 +136,12 @@ def _known_parents(
 
 def _ancestors(shard_ids: set[str], shards: Mapping[str, Shard]) -> set[str]:
     found: set[str] = set()
-    pending = [parent for shard_id in shard_ids if shard_id in shards for parent in shards[shard_id].parents]
+    pending = [
+        parent
+        for shard_id in shard_ids
+        if shard_id in shards
+        for parent in shards[shard_id].parents
+    ]
     while pending:
         parent = pending.pop()
         if parent in found:

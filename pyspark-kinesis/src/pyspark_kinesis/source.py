@@ -187,7 +187,11 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         client = make_client(self.options)
         arrow_schema = to_arrow_schema(SCHEMA, timezone="UTC")
         for records in read_range(
-            client, self.options, partition.shard_id, partition.start, partition.last_sequence_number
+            client,
+            self.options,
+            partition.shard_id,
+            partition.start,
+            partition.last_sequence_number,
         ):
             yield _to_arrow(records, self.options.stream_name, partition.shard_id, arrow_schema)
 
@@ -216,21 +220,25 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     shard_id,
                     progress[shard_id].position,
                     shares[shard_id],
-                    cutoff_s,
+                    cutoff_s=cutoff_s,
                 ),
                 shard_ids,
             )
             return {plan.shard_id: plan for plan in found}
 
 
-def _split(budget: int | None, shard_ids: list[str], per_shard_cap: int | None) -> dict[str, int | None]:
+def _split(
+    budget: int | None, shard_ids: list[str], per_shard_cap: int | None
+) -> dict[str, int | None]:
     if budget is None:
         return dict.fromkeys(shard_ids, per_shard_cap)
     share, extra = divmod(budget, len(shard_ids))
     # Rotate who gets the remainder so a budget smaller than the shard count starves no shard.
     offset = int(time.monotonic()) % len(shard_ids)
     rotated = shard_ids[offset:] + shard_ids[:offset]
-    shares = {shard_id: share + (1 if index < extra else 0) for index, shard_id in enumerate(rotated)}
+    shares = {
+        shard_id: share + (1 if index < extra else 0) for index, shard_id in enumerate(rotated)
+    }
     if per_shard_cap is not None:
         shares = {shard_id: min(rows, per_shard_cap) for shard_id, rows in shares.items()}
     return dict(shares)

@@ -1,0 +1,37 @@
+"""Command line: `python -m consumer` runs the query, `python -m consumer report` shows the sink."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from consumer.app import run
+from consumer.report import print_report
+from consumer.settings import load_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="consumer", description=__doc__)
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "report"],
+        help="run the streaming query (default), or print the sink's contents as JSON",
+    )
+    command = parser.parse_args().command
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.consumer_log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if command == "report":
+        print_report(settings)
+        return
+    sys.exit(run(settings))
+
+
+if __name__ == "__main__":
+    main()

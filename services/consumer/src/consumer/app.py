@@ -1,0 +1,111 @@
+"""Runs the streaming query: Kinesis in, the durable sink out, until stopped or drained.
+
+Start-up order matters for clear errors: settings are validated, then the
+stream is checked with one Kinesis call, and only then is the JVM started, so
+a wrong stream name or region costs a second and one line, not a Spark stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+from types import FrameType
+
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
+from pyspark_kinesis import KinesisOptions
+from pyspark_kinesis.client import KinesisSourceError, call, make_client
+
+from consumer.settings import ConsumerSettings
+from consumer.sink import BatchSink
+
+log = logging.getLogger(__name__)
+
+# The source's own errors are already written for users: surface them alone.
+_SOURCE_ERROR = re.compile(r"(?:KinesisSourceError|DataLossError|KinesisOptionError): (.+)")
+
+
+class StartupError(RuntimeError):
+    """The consumer cannot start; the message says what to change."""
+
+
+def check_stream(settings: ConsumerSettings) -> None:
+    """Fails fast, with the source's own message, if the stream cannot be read."""
+    options = KinesisOptions.parse(settings.source_options())
+    client = make_client(options)
+    try:
+        summary = call(options, client.describe_stream_summary, StreamName=options.stream_name)
+    except KinesisSourceError as error:
+        raise StartupError(str(error)) from error
+    status = summary["StreamDescriptionSummary"]["StreamStatus"]
+    if status not in ("ACTIVE", "UPDATING"):
+        raise StartupError(
+            f"stream {options.stream_name!r} is {status}, not ACTIVE: wait, or check it"
+        )
+
+
+def build_session(settings: ConsumerSettings) -> SparkSession:
+    session = (
+        SparkSession.builder.master(settings.spark_master)
+        .appName("kinesis-consumer")
+        .config("spark.ui.port", "4040")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(settings.consumer_shuffle_partitions))
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
+def start_query(spark: SparkSession, settings: ConsumerSettings) -> StreamingQuery:
+    raw = spark.readStream.format("kinesis").options(**settings.source_options()).load()
+    writer = (
+        raw.writeStream.queryName("kinesis-events")
+        .foreachBatch(BatchSink(settings))
+        .option("checkpointLocation", f"{settings.consumer_checkpoint_path}/events")
+    )
+    if settings.consumer_trigger == "availableNow":
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=settings.consumer_trigger_interval)
+    return writer.start()
+
+
+def run(settings: ConsumerSettings) -> int:
+    """Runs until SIGTERM/SIGINT (or until drained, with availableNow); returns the exit code."""
+    try:
+        check_stream(settings)
+    except StartupError as error:
+        log.error("cannot start: %s", error)
+        return 1
+    spark = build_session(settings)
+    query = start_query(spark, settings)
+    log.info("query started: %s -> %s", settings.kinesis_stream_name, settings.consumer_output_path)
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping after the current batch", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        while query.isActive and not stopping.is_set():
+            query.awaitTermination(1)
+    except StreamingQueryException as error:
+        log.error("query failed: %s", _user_message(error))
+        return 1
+    finally:
+        query.stop()
+        spark.stop()
+    log.info("query stopped")
+    return 0
+
+
+def _user_message(error: Exception) -> str:
+    match = _SOURCE_ERROR.search(str(error))
+    return match.group(1) if match else str(error).splitlines()[0]

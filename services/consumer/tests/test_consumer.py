@@ -1,0 +1,126 @@
+"""The consumer as users run it: `python -m consumer`, against a real LocalStack Kinesis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+RUN_TIMEOUT_S = 240
+
+
+def _event(message_type: str, count: int) -> dict[str, object]:
+    return {
+        "event_id": uuid.uuid4().hex,
+        "event_time": "2026-11-25T07:00:00.000Z",
+        "message_type": message_type,
+        "count": count,
+    }
+
+
+def _consumer(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "consumer", *command],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+
+
+@pytest.fixture
+def consumer_env(kinesis_endpoint: str, tmp_path: Path, stream_factory) -> dict[str, str]:
+    return {
+        "KINESIS_ENDPOINT_URL": kinesis_endpoint,
+        "KINESIS_STREAM_NAME": stream_factory(2),
+        "AWS_REGION": "us-east-1",
+        "SPARK_MASTER": "local[2]",
+        "CONSUMER_TRIGGER": "availableNow",
+        "CONSUMER_OUTPUT_PATH": str(tmp_path / "output"),
+        "CONSUMER_CHECKPOINT_PATH": str(tmp_path / "checkpoints"),
+        "CONSUMER_CONSOLE": "false",
+        "CONSUMER_MAX_EVENT_BYTES": "1000",
+    }
+
+
+def _put(kinesis_client, stream: str, payloads: list[bytes]) -> None:
+    entries = [{"Data": data, "PartitionKey": f"key-{index}"} for index, data in enumerate(payloads)]
+    answer = kinesis_client.put_records(StreamName=stream, Records=entries)
+    assert answer["FailedRecordCount"] == 0
+
+
+def _drain(env: dict[str, str]) -> dict[str, object]:
+    run = _consumer([], env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = _consumer(["report"], env)
+    assert report.returncode == 0, report.stderr
+    return json.loads(report.stdout)
+
+
+def test_good_events_and_dead_letters_are_separated_exactly(consumer_env, kinesis_client):
+    events = [_event("message1", 2), _event("message2", 1), _event("message1", 3)]
+    malformed = [b"{not json", b'{"message_type": "message1", "count": "two"}', b"\xff\xfe\xfd", b"x" * 1001]
+    payloads = [json.dumps(event).encode() for event in events] + malformed
+    _put(kinesis_client, consumer_env["KINESIS_STREAM_NAME"], payloads)
+
+    report = _drain(consumer_env)
+
+    assert report["event_ids"] == sorted(event["event_id"] for event in events)
+    assert report["duplicate_event_ids"] == 0
+    assert report["counts"] == {
+        "message1": {"events": 2, "count_sum": 5},
+        "message2": {"events": 1, "count_sum": 1},
+    }
+    assert report["dead_letters"] == 4
+    assert report["dead_letter_errors"] == {
+        "not a JSON object with the event's fields and types": 2,
+        "payload is not valid UTF-8": 1,
+        "payload of 1001 bytes is over CONSUMER_MAX_EVENT_BYTES=1000": 1,
+    }
+
+
+def test_a_restart_resumes_without_loss_or_duplicates(consumer_env, kinesis_client):
+    stream = consumer_env["KINESIS_STREAM_NAME"]
+    first = [_event("message1", 1) for _ in range(20)]
+    _put(kinesis_client, stream, [json.dumps(event).encode() for event in first])
+    assert _drain(consumer_env)["events"] == 20
+
+    second = [_event("message2", 1) for _ in range(15)]
+    resent = first[:5]  # a producer retry: same ids, same event times
+    _put(kinesis_client, stream, [json.dumps(event).encode() for event in second + resent])
+    report = _drain(consumer_env)
+
+    assert report["event_ids"] == sorted(event["event_id"] for event in first + second)
+    assert report["duplicate_event_ids"] == 0
+
+
+def test_a_missing_stream_stops_with_one_clear_line(consumer_env):
+    run = _consumer([], {**consumer_env, "KINESIS_STREAM_NAME": "no-such-stream"})
+    assert run.returncode == 1
+    assert "Kinesis stream 'no-such-stream' not found in region 'us-east-1'" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CONSUMER_TRIGGER", "sometimes"),
+        ("CONSUMER_TRIGGER_INTERVAL", "soon"),
+        ("CONSUMER_STARTING_POSITION", "MIDDLE"),
+        ("CONSUMER_MAX_RECORDS_PER_TRIGGER", "0"),
+        ("AWS_REGION", "mars"),
+    ],
+)
+def test_an_invalid_setting_names_the_variable(consumer_env, variable, value):
+    run = _consumer([], {**consumer_env, variable: value})
+    assert run.returncode == 2
+    assert f"configuration error: {variable}=" in run.stderr
+    assert "Traceback" not in run.stderr
