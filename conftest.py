@@ -10,9 +10,13 @@ fixture itself.
 from __future__ import annotations
 
 import os
+import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
@@ -24,6 +28,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 LOCALSTACK_IMAGE = "localstack/localstack:4.14.0"
 REGION = "us-east-1"
 STARTUP_DEADLINE_S = 90.0
+THROTTLING_PROBABILITY = 0.3
 
 
 def _wait_for_kinesis(url: str) -> None:
@@ -41,12 +46,13 @@ def _wait_for_kinesis(url: str) -> None:
     raise RuntimeError(f"LocalStack at {url} not ready within {STARTUP_DEADLINE_S}s: {last_error}")
 
 
-@pytest.fixture(scope="session")
-def kinesis_endpoint() -> Iterator[str]:
-    """URL of a LocalStack Kinesis, fresh for this test session."""
+@contextmanager
+def _localstack(**settings: str) -> Iterator[str]:
     container = DockerContainer(LOCALSTACK_IMAGE).with_env("SERVICES", "kinesis")
-    # Tests inject their own faults; the emulator's artificial 500 ms delay only slows them.
+    # The emulator's artificial 500 ms delay on stream operations only slows tests.
     container.with_env("KINESIS_LATENCY", "0")
+    for name, value in settings.items():
+        container.with_env(name, value)
     container.ports["4566/tcp"] = ("127.0.0.1",)
     container.start()
     try:
@@ -56,6 +62,89 @@ def kinesis_endpoint() -> Iterator[str]:
         yield url
     finally:
         container.stop()
+
+
+@pytest.fixture(scope="session")
+def kinesis_endpoint() -> Iterator[str]:
+    """URL of a LocalStack Kinesis, fresh for this test session."""
+    with _localstack() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def throttled_kinesis_endpoint() -> Iterator[str]:
+    """A LocalStack Kinesis with `KINESIS_ERROR_PROBABILITY` set.
+
+    LocalStack injects its errors into PutRecord(s) only; reads are throttled by
+    `ThrottlingProxy` in front of it.
+    """
+    with _localstack(KINESIS_ERROR_PROBABILITY=str(THROTTLING_PROBABILITY)) as url:
+        yield url
+
+
+class ThrottlingProxy(ThreadingHTTPServer):
+    """Forwards Kinesis calls to LocalStack, refusing a share of reads as Kinesis does.
+
+    Real Kinesis answers a shard read over its limits with HTTP 400
+    `ProvisionedThroughputExceededException`; so does this proxy, for a seeded
+    random share of GetRecords, GetShardIterator and ListShards calls.
+    """
+
+    THROTTLED = frozenset({"GetRecords", "GetShardIterator", "ListShards"})
+
+    def __init__(self, upstream: str, probability: float) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream = upstream
+        self.probability = probability
+        self.random = random.Random(7)
+        self.refused = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: ThrottlingProxy
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        if (
+            operation in ThrottlingProxy.THROTTLED
+            and self.server.random.random() < self.server.probability
+        ):
+            self.server.refused += 1
+            error = (
+                b'{"__type": "ProvisionedThroughputExceededException", "message": "Rate exceeded"}'
+            )
+            self._answer(400, error, "application/x-amz-json-1.1")
+            return
+        headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
+        answer = requests.post(
+            self.server.upstream + self.path, data=body, headers=headers, timeout=30
+        )
+        self._answer(answer.status_code, answer.content, answer.headers.get("Content-Type", ""))
+
+    def _answer(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def throttling_proxy(throttled_kinesis_endpoint: str) -> Iterator[ThrottlingProxy]:
+    proxy = ThrottlingProxy(throttled_kinesis_endpoint, THROTTLING_PROBABILITY)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -66,13 +66,21 @@ class ShardCursor:
             log.info("iterator for %s expired; reopening at %s", self.shard_id, self.position)
             self._iterator = None
             return Fetch([], ended=False, millis_behind_latest=1)
-        records = answer.get("Records", [])
+        records = self._at_or_after_start(answer.get("Records", []))
         if records:
             self.position = after(records[-1]["SequenceNumber"])
         self._iterator = answer.get("NextShardIterator")
         self.exhausted = self._iterator is None
         self._throttle_bytes(sum(len(record["Data"]) for record in records))
         return Fetch(records, self.exhausted, int(answer.get("MillisBehindLatest", 0)))
+
+    def _at_or_after_start(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # boto3 sends an AT_TIMESTAMP start in whole seconds: drop what arrived
+        # in that second before the instant, so LATEST means the query's start.
+        if self.position.kind != "AT_TIMESTAMP":
+            return records
+        since = float(self.position.argument or 0)
+        return [r for r in records if r["ApproximateArrivalTimestamp"].timestamp() >= since]
 
     def _open_iterator(self) -> str:
         try:

@@ -19,8 +19,11 @@ per shard under the checkpoint, at the cost of a shared metadata store. Use
 `maxFetchRate`/`minFetchPeriod` when several consumers share a busy shard.
 
 Other limits: `maxRecordsPerTrigger` counts Kinesis records, before KPL
-de-aggregation; `LATEST` is the arrival time of the query's start, so a record
-whose approximate arrival time is skewed across that instant may fall either side.
+de-aggregation. `LATEST` is the arrival time at which the query first plans,
+so a record whose approximate arrival time is skewed across that instant may
+fall either side; and as Spark logs no start offset for the first batch, a
+query that dies before its first batch commits pins a new instant on restart
+(its sink never committed that batch, so nothing is doubled or lost in it).
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.options = options
         self._client: Any = None
         self._available_now: tuple[float, frozenset[str]] | None = None
+        self._initial_offset: dict[str, Any] | None = None
         self._behind_ms: dict[str, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -139,6 +143,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return self._client
 
     def initialOffset(self) -> dict[str, Any]:
+        # Spark asks more than once; LATEST must pin one instant for the whole run.
+        if self._initial_offset is None:
+            self._initial_offset = self._pin_initial_offset()
+        return self._initial_offset
+
+    def _pin_initial_offset(self) -> dict[str, Any]:
         progress = initial_progress(
             self._list_shards(),
             self.options.starting_position,
@@ -178,8 +188,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         ranges = []
         for shard_id, state in sorted(progress_from_offset(end).items()):
             first = before[shard_id].position if shard_id in before else TRIM_HORIZON
-            if state.position != first and state.position.argument is not None:
-                ranges.append(ShardRange(shard_id, first, state.position.argument))
+            if state.position != first and state.position.kind == "AFTER_SEQUENCE_NUMBER":
+                ranges.append(ShardRange(shard_id, first, str(state.position.argument)))
         return ranges
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:

@@ -52,7 +52,9 @@ def consumer_env(kinesis_endpoint: str, tmp_path: Path, stream_factory) -> dict[
 
 
 def _put(kinesis_client, stream: str, payloads: list[bytes]) -> None:
-    entries = [{"Data": data, "PartitionKey": f"key-{index}"} for index, data in enumerate(payloads)]
+    entries = [
+        {"Data": data, "PartitionKey": f"key-{index}"} for index, data in enumerate(payloads)
+    ]
     answer = kinesis_client.put_records(StreamName=stream, Records=entries)
     assert answer["FailedRecordCount"] == 0
 
@@ -67,7 +69,12 @@ def _drain(env: dict[str, str]) -> dict[str, object]:
 
 def test_good_events_and_dead_letters_are_separated_exactly(consumer_env, kinesis_client):
     events = [_event("message1", 2), _event("message2", 1), _event("message1", 3)]
-    malformed = [b"{not json", b'{"message_type": "message1", "count": "two"}', b"\xff\xfe\xfd", b"x" * 1001]
+    malformed = [
+        b"{not json",
+        b'{"message_type": "message1", "count": "two"}',
+        b"\xff\xfe\xfd",
+        b"x" * 1001,
+    ]
     payloads = [json.dumps(event).encode() for event in events] + malformed
     _put(kinesis_client, consumer_env["KINESIS_STREAM_NAME"], payloads)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -52,6 +53,9 @@ def build_session(settings: ConsumerSettings) -> SparkSession:
         SparkSession.builder.master(settings.spark_master)
         .appName("kinesis-consumer")
         .config("spark.ui.port", "4040")
+        # Python workers must be this interpreter, the one with pyspark_kinesis installed:
+        # Spark's default, whatever `python3` is first on PATH, may not have it.
+        .config("spark.pyspark.python", sys.executable)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(settings.consumer_shuffle_partitions))
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")

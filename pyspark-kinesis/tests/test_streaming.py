@@ -1,0 +1,369 @@
+"""The source in real streaming queries: a local Spark session against real LocalStack Kinesis."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_kinesis_agg.aggregator import RecordAggregator
+from botocore.config import Config
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
+
+pytestmark = pytest.mark.unit
+
+DEADLINE_S = 90.0
+
+
+def put(
+    kinesis_client, stream: str, payloads: list[dict[str, Any]], key: str | None = None
+) -> None:
+    entries = [
+        {"Data": json.dumps(payload).encode(), "PartitionKey": key or str(payload["n"])}
+        for payload in payloads
+    ]
+    for start in range(0, len(entries), 500):
+        answer = kinesis_client.put_records(StreamName=stream, Records=entries[start : start + 500])
+        assert answer["FailedRecordCount"] == 0
+
+
+def messages(first: int, count: int) -> list[dict[str, Any]]:
+    return [{"n": n} for n in range(first, first + count)]
+
+
+def source(spark: SparkSession, endpoint: str, stream: str, **options: str) -> DataFrame:
+    reader = (
+        spark.readStream.format("kinesis")
+        .option("streamName", stream)
+        .option("endpointUrl", endpoint)
+        .option("region", "us-east-1")
+    )
+    for name, value in options.items():
+        reader = reader.option(name, value)
+    return reader.load()
+
+
+class BatchLog:
+    """Collects every micro-batch a query writes, by batch id, in the order rows came."""
+
+    def __init__(self) -> None:
+        self.batches: dict[int, list[dict[str, Any]]] = {}
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        rows = batch.selectExpr("CAST(data AS STRING) AS body", "*").drop("data").collect()
+        self.batches[batch_id] = [{**row.asDict(), **json.loads(row.body)} for row in rows]
+
+    @property
+    def numbers(self) -> list[int]:
+        return sorted(row["n"] for rows in self.batches.values() for row in rows)
+
+
+def run(frame: DataFrame, log: BatchLog, checkpoint: Path, **trigger: Any) -> StreamingQuery:
+    writer = frame.writeStream.foreachBatch(log).option("checkpointLocation", str(checkpoint))
+    return writer.trigger(**(trigger or {"availableNow": True})).start()
+
+
+def drain(frame: DataFrame, checkpoint: Path) -> BatchLog:
+    log = BatchLog()
+    query = run(frame, log, checkpoint)
+    assert query.awaitTermination(DEADLINE_S), "availableNow query did not finish"
+    return log
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_trim_horizon_reads_every_record_once(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 100))
+    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
+    assert drain(frame, tmp_path).numbers == list(range(100))
+
+
+def test_latest_reads_only_what_arrives_after_the_query_starts(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 10))
+    log = BatchLog()
+    frame = source(spark, kinesis_endpoint, stream, startingPosition="LATEST")
+    query = run(frame, log, tmp_path, processingTime="200 milliseconds")
+    try:
+        wait_until(lambda: bool(query.recentProgress), "the query's first trigger")
+        put(kinesis_client, stream, messages(10, 10))
+        wait_until(lambda: len(log.numbers) >= 10, "the new records")
+    finally:
+        query.stop()
+    assert log.numbers == list(range(10, 20))
+
+
+def _sequence_numbers(kinesis_client, stream: str) -> list[tuple[str, Any]]:
+    shard = kinesis_client.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis_client.get_shard_iterator(
+        StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = kinesis_client.get_records(ShardIterator=iterator)["Records"]
+    return [(record["SequenceNumber"], record["ApproximateArrivalTimestamp"]) for record in records]
+
+
+@pytest.mark.parametrize(
+    ("kind", "first_read"), [("AT_SEQUENCE_NUMBER", 3), ("AFTER_SEQUENCE_NUMBER", 4)]
+)
+def test_per_shard_sequence_number_positions(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path, kind, first_read
+):
+    stream = stream_factory(1)
+    put(kinesis_client, stream, messages(0, 8))
+    shard = kinesis_client.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    third = _sequence_numbers(kinesis_client, stream)[3][0]
+    position = json.dumps({shard: f"{kind}:{third}"})
+    frame = source(spark, kinesis_endpoint, stream, startingPosition=position)
+    assert drain(frame, tmp_path).numbers == list(range(first_read, 8))
+
+
+def test_at_timestamp_starts_at_the_first_record_at_or_after_it(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(1)
+    put(kinesis_client, stream, messages(0, 5))
+    # Within the same second as the first five: AT_TIMESTAMP must still split them.
+    wait_until(
+        lambda: time.time() > _sequence_numbers(kinesis_client, stream)[-1][1].timestamp() + 0.01,
+        "a later millisecond",
+    )
+    put(kinesis_client, stream, messages(5, 5))
+    start = _sequence_numbers(kinesis_client, stream)[5][1].isoformat()
+    frame = source(
+        spark, kinesis_endpoint, stream, startingPosition="AT_TIMESTAMP", startingTimestamp=start
+    )
+    assert drain(frame, tmp_path).numbers == list(range(5, 10))
+
+
+def test_a_restart_resumes_after_the_last_committed_record(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
+    put(kinesis_client, stream, messages(0, 30))
+    assert drain(frame, tmp_path).numbers == list(range(30))
+    put(kinesis_client, stream, messages(30, 30))
+    assert drain(frame, tmp_path).numbers == list(range(30, 60))
+
+
+def test_a_replayed_batch_returns_the_very_same_records(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 40))
+    frame = source(
+        spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON", maxRecordsPerTrigger="10"
+    )
+    first = drain(frame, tmp_path)
+    last_batch = max(first.batches)
+    # A crash after the batch ran but before Spark recorded it as committed:
+    (tmp_path / "commits" / str(last_batch)).unlink()
+    (tmp_path / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
+    put(kinesis_client, stream, messages(40, 10))  # must not leak into the replay
+    second = drain(frame, tmp_path)
+    assert second.batches[last_batch] == first.batches[last_batch]
+    assert sorted(first.numbers + second.numbers) == sorted(
+        list(range(50)) + [row["n"] for row in first.batches[last_batch]]
+    )
+
+
+def test_available_now_with_a_record_limit_drains_in_bounded_batches_and_stops(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 55))
+    frame = source(
+        spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON", maxRecordsPerTrigger="10"
+    )
+    log = drain(frame, tmp_path)
+    assert log.numbers == list(range(55))
+    assert max(len(rows) for rows in log.batches.values()) <= 10
+    assert len(log.batches) >= 6
+
+
+def _wait_active(kinesis_client, stream: str) -> None:
+    kinesis_client.get_waiter("stream_exists").wait(
+        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+    )
+
+
+def _open_shards(kinesis_client, stream: str) -> list[dict[str, Any]]:
+    shards = kinesis_client.list_shards(StreamName=stream)["Shards"]
+    return [shard for shard in shards if "EndingSequenceNumber" not in shard["SequenceNumberRange"]]
+
+
+def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(1)
+    keys = [f"key-{index}" for index in range(6)]
+    counter = iter(range(10_000))
+
+    def put_round() -> None:
+        for key in keys:
+            put(
+                kinesis_client,
+                stream,
+                [{"n": next(counter), "key": key} for _ in range(5)],
+                key=key,
+            )
+
+    log = BatchLog()
+    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
+    query = run(frame, log, tmp_path, processingTime="200 milliseconds")
+    try:
+        put_round()
+        parent = _open_shards(kinesis_client, stream)[0]
+        low, high = (
+            int(parent["HashKeyRange"]["StartingHashKey"]),
+            int(parent["HashKeyRange"]["EndingHashKey"]),
+        )
+        kinesis_client.split_shard(
+            StreamName=stream,
+            ShardToSplit=parent["ShardId"],
+            NewStartingHashKey=str((low + high) // 2),
+        )
+        _wait_active(kinesis_client, stream)
+        put_round()
+        children = sorted(
+            _open_shards(kinesis_client, stream),
+            key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]),
+        )
+        kinesis_client.merge_shards(
+            StreamName=stream,
+            ShardToMerge=children[0]["ShardId"],
+            AdjacentShardToMerge=children[1]["ShardId"],
+        )
+        _wait_active(kinesis_client, stream)
+        put_round()
+        wait_until(lambda: len(log.numbers) >= 90, "all 90 records")
+        # Give the query a few more triggers to show nothing is read twice.
+        settled = len(query.recentProgress) + 5
+        wait_until(lambda: len(query.recentProgress) >= settled, "five more triggers")
+    finally:
+        query.stop()
+    assert log.numbers == list(range(90))
+    seen: dict[str, list[int]] = defaultdict(list)
+    for batch_id in sorted(log.batches):
+        for row in log.batches[batch_id]:
+            seen[row["key"]].append(row["n"])
+    assert all(numbers == sorted(numbers) for numbers in seen.values()), seen
+    assert len({row["shardId"] for rows in log.batches.values() for row in rows}) == 4
+
+
+def test_kpl_aggregated_records_become_one_row_per_user_record(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(1)
+    aggregator = RecordAggregator()
+    for n in range(3):
+        aggregator.add_user_record(f"user-key-{n}", json.dumps({"n": n}).encode())
+    partition_key, _, data = aggregator.clear_and_get().get_contents()
+    kinesis_client.put_record(StreamName=stream, Data=data, PartitionKey=partition_key)
+    put(kinesis_client, stream, [{"n": 3}])
+    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
+    rows = [row for rows in drain(frame, tmp_path).batches.values() for row in rows]
+    aggregated = sorted((row["n"], row["partitionKey"], row["subSequenceNumber"]) for row in rows)
+    assert aggregated == [
+        (0, "user-key-0", 0),
+        (1, "user-key-1", 1),
+        (2, "user-key-2", 2),
+        (3, "3", 0),
+    ]
+    assert len({(row["sequenceNumber"], row["subSequenceNumber"]) for row in rows}) == 4
+
+
+def test_idle_shards_and_an_idle_stream_never_stall_the_query(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(4)
+    log = BatchLog()
+    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
+    query = run(frame, log, tmp_path, processingTime="100 milliseconds")
+    try:
+        wait_until(lambda: len(query.recentProgress) >= 5, "five idle triggers")
+        # Spark always runs a first batch; after it, an idle stream runs none.
+        assert set(log.batches) <= {0}
+        assert log.numbers == []
+        # Every record to one shard: the three idle ones must not hold it back.
+        put(kinesis_client, stream, messages(0, 20), key="one-key")
+        wait_until(lambda: len(log.numbers) >= 20, "records in the busy shard")
+    finally:
+        query.stop()
+    assert log.numbers == list(range(20))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"streamName": "s", "streamNmae": "typo"}, "(?i)unknown option 'streamNmae'"),
+        ({"region": "us-east-1"}, "missing the stream"),
+        ({"streamName": "s", "startingPosition": "MIDDLE"}, "is not a starting position"),
+        ({"streamName": "s", "maxRecordsPerTrigger": "-5"}, "must be a whole number"),
+        ({"streamName": "s", "awsAccessKeyId": "AKIA"}, "set both awsAccessKeyId and awsSecretKey"),
+    ],
+)
+def test_a_bad_option_fails_at_load_naming_it(spark, options, message):
+    reader = spark.readStream.format("kinesis")
+    for name, value in options.items():
+        reader = reader.option(name, value)
+    with pytest.raises(Exception, match=message):
+        reader.load()
+
+
+def test_a_missing_stream_stops_the_query_with_a_clear_error(spark, kinesis_endpoint, tmp_path):
+    frame = source(spark, kinesis_endpoint, "no-such-stream", startingPosition="TRIM_HORIZON")
+    query = run(frame, BatchLog(), tmp_path)
+    with pytest.raises(StreamingQueryException, match="Kinesis stream 'no-such-stream' not found"):
+        query.awaitTermination(DEADLINE_S)
+
+
+def test_throttling_is_waited_out_and_nothing_is_skipped(
+    spark, throttled_kinesis_endpoint, throttling_proxy, tmp_path
+):
+    # The test's own writes retry hard: LocalStack refuses some of them on purpose.
+    client = boto3.client(
+        "kinesis",
+        endpoint_url=throttled_kinesis_endpoint,
+        region_name="us-east-1",
+        config=Config(retries={"mode": "standard", "max_attempts": 20}),
+    )
+    stream = "throttled"
+    client.create_stream(StreamName=stream, ShardCount=2)
+    client.get_waiter("stream_exists").wait(
+        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+    )
+    pending = [{"Data": json.dumps({"n": n}).encode(), "PartitionKey": str(n)} for n in range(200)]
+    while pending:
+        answer = client.put_records(StreamName=stream, Records=pending)
+        pending = [
+            entry
+            for entry, result in zip(pending, answer["Records"], strict=True)
+            if "ErrorCode" in result
+        ]
+    frame = source(
+        spark,
+        throttling_proxy.url,
+        stream,
+        startingPosition="TRIM_HORIZON",
+        maxRecordsPerTrigger="50",
+    )
+    assert drain(frame, tmp_path).numbers == list(range(200))
+    assert throttling_proxy.refused > 10
