@@ -123,6 +123,7 @@ class KinesisWriter:
         self._buffer: list[Record] = []
         self._buffered_bytes = 0
         self._pending: list[Record] = []
+        self._first_buffered_at = 0.0
 
     def put(self, record: Record) -> None:
         size = len(record.data) + len(record.partition_key.encode())
@@ -132,13 +133,16 @@ class KinesisWriter:
             )
             self._keep_unsent([record])
             return
-        if (
-            len(self._buffer) >= self.settings.producer_batch_size
-            or self._buffered_bytes + size > MAX_REQUEST_BYTES
-        ):
+        if self._buffered_bytes + size > MAX_REQUEST_BYTES:
             self.flush()
+        if not self._buffer:
+            self._first_buffered_at = time.monotonic()
         self._buffer.append(record)
         self._buffered_bytes += size
+        lingered = time.monotonic() - self._first_buffered_at
+        full = len(self._buffer) >= self.settings.producer_batch_size
+        if full or lingered >= self.settings.producer_linger_seconds:
+            self.flush()
 
     def put_all(self, records: Iterable[Record]) -> None:
         for record in records:

@@ -1,15 +1,18 @@
 """The producer's configuration: every environment variable, declared and validated once.
 
-The command line can override a few of them (`--count`, `--rate`, ...), but
-the values still pass through this class, so the rules live in one place.
+Command-line options (`--count`, `--rate`, ...) override fields of the same
+class, so a value from either source passes the same rules, and an invalid one
+is reported as one line naming the variable and what it accepts. AWS
+credentials are deliberately not settings: boto3's default chain finds them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # PutRecords takes at most 500 records per request (Kinesis API limit).
@@ -17,42 +20,90 @@ MAX_BATCH_RECORDS = 500
 
 
 class ProducerSettings(BaseSettings):
-    """Environment variables of the producer (see `.env.example`)."""
+    """Environment variables of the producer; each description is what the variable accepts."""
 
     # Compose passes unset optional variables as empty strings: treat them as unset.
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
 
-    kinesis_stream_name: str = Field("events", min_length=1, max_length=128)
-    aws_region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
-    kinesis_endpoint_url: str | None = Field(None, pattern=r"^https?://\S+$")
-    kinesis_shard_count: int = Field(2, ge=1)
-    producer_create_stream: bool = False
-    producer_rate: float = Field(10.0, ge=0)
-    producer_count: int = Field(0, ge=0)
-    producer_seed: int | None = None
-    producer_batch_size: int = Field(MAX_BATCH_RECORDS, ge=1, le=MAX_BATCH_RECORDS)
-    producer_max_retry_seconds: float = Field(120.0, gt=0)
-    producer_unsent_path: Path = Path("unsent.jsonl")
-    producer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    kinesis_stream_name: str = Field(
+        "events",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[a-zA-Z0-9_.-]+$",
+        description="a stream name of 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-'",
+    )
+    aws_region: str = Field(
+        "us-east-1",
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$",
+        description="an AWS region name such as us-east-1",
+    )
+    kinesis_endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+\S*$",
+        description="an http(s) URL such as http://localstack:4566, or unset/empty for real AWS",
+    )
+    kinesis_shard_count: int = Field(
+        2, ge=1, description="a whole number of shards >= 1 (used only to create the stream)"
+    )
+    producer_create_stream: bool = Field(
+        False, description="true or false (create the stream if it is missing)"
+    )
+    producer_rate: float = Field(
+        10.0, ge=0, description="records per second >= 0 (0 = as fast as possible)"
+    )
+    producer_count: int = Field(0, ge=0, description="a whole number >= 0 (0 = run until stopped)")
+    producer_seed: int | None = Field(
+        None, description="a whole number for reproducible events, or unset for random ones"
+    )
+    producer_batch_size: int = Field(
+        MAX_BATCH_RECORDS,
+        ge=1,
+        le=MAX_BATCH_RECORDS,
+        description=f"records per PutRecords call, 1 to {MAX_BATCH_RECORDS}",
+    )
+    producer_max_retry_seconds: float = Field(
+        120.0, gt=0, description="seconds > 0 to keep resending refused records"
+    )
+    producer_unsent_path: Path = Field(
+        Path("unsent.jsonl"),
+        description="the path of a JSON-lines file for records that could not be sent",
+    )
+    producer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
+
+    @field_validator("producer_log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        # `info` is as clear as `INFO`; refusing it would only annoy.
+        return value.strip().upper() if isinstance(value, str) else value
 
 
 class SettingsError(ValueError):
-    """One or more variables are invalid; `lines` has one actionable line each."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("; ".join(lines))
-        self.lines = lines
+    """Invalid configuration; the message is one line naming each variable and its fix."""
 
 
-def load_settings(**overrides: Any) -> ProducerSettings:
-    """Reads the environment, with command-line overrides, or raises SettingsError."""
+def load_settings(
+    overrides: dict[str, Any] | None = None, *, options: Mapping[str, str] | None = None
+) -> ProducerSettings:
+    """Reads the environment, with command-line `overrides` on top, or raises SettingsError.
+
+    `options` maps a field to the command-line option it came from, so that an
+    error names the option as well as the variable.
+    """
+    given = {name: value for name, value in (overrides or {}).items() if value is not None}
     try:
-        return ProducerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        return ProducerSettings(**given)
     except ValidationError as error:
-        raise SettingsError(
-            [
-                f"{str(problem['loc'][0]).upper()}={problem.get('input')!r}: {problem['msg']}; "
-                "fix it in the environment or .env (see .env.example)"
-                for problem in error.errors()
-            ]
-        ) from None
+        problems = [_describe(problem, options or {}) for problem in error.errors()]
+        raise SettingsError("; ".join(problems)) from None
+
+
+def _describe(problem: Any, options: Mapping[str, str]) -> str:
+    field = str(problem["loc"][0]) if problem["loc"] else ""
+    info = ProducerSettings.model_fields.get(field)
+    name = field.upper() or "settings"
+    if field in options:
+        name += f" ({options[field]})"
+    expected = f": expected {info.description}" if info and info.description else ""
+    return f"{name}={problem.get('input')!r} is invalid ({problem['msg']}){expected}"
