@@ -80,7 +80,7 @@ class ShardCursor:
         if self.position.kind != "AT_TIMESTAMP":
             return records
         since = float(self.position.argument or 0)
-        return [r for r in records if r["ApproximateArrivalTimestamp"].timestamp() >= since]
+        return [r for r in records if r["ApproximateArrivalTimestamp"] >= since]
 
     def _open_iterator(self) -> str:
         try:
@@ -153,10 +153,7 @@ def plan_shard(
         fetch = cursor.fetch(min(room, options.max_records_per_fetch))
         behind = fetch.millis_behind_latest
         for record in fetch.records:
-            if (
-                cutoff_s is not None
-                and record["ApproximateArrivalTimestamp"].timestamp() > cutoff_s
-            ):
+            if cutoff_s is not None and record["ApproximateArrivalTimestamp"] > cutoff_s:
                 return ShardPlan(shard_id, last, taken, False, behind)
             last = record["SequenceNumber"]
             taken += 1

@@ -69,6 +69,8 @@ from pyspark_kinesis.shards import (
 
 log = logging.getLogger(__name__)
 
+_MICROS_PER_SECOND = 1_000_000
+
 SCHEMA = StructType(
     [
         StructField("data", BinaryType(), nullable=False),
@@ -264,7 +266,9 @@ def _to_arrow(
             columns["partitionKey"].append(user_record.partition_key)
             columns["subSequenceNumber"].append(user_record.sub_sequence_number)
             columns["sequenceNumber"].append(record["SequenceNumber"])
-            columns["approximateArrivalTimestamp"].append(record["ApproximateArrivalTimestamp"])
+            columns["approximateArrivalTimestamp"].append(
+                int(record["ApproximateArrivalTimestamp"] * _MICROS_PER_SECOND)
+            )
     rows = len(columns["data"])
     columns["streamName"] = [stream_name] * rows
     columns["shardId"] = [shard_id] * rows

@@ -8,6 +8,7 @@ a wrong stream name or region costs a second and one line, not a Spark stack tra
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import sys
@@ -49,13 +50,14 @@ def check_stream(settings: ConsumerSettings) -> None:
 
 
 def build_session(settings: ConsumerSettings) -> SparkSession:
+    # Python workers (and Spark's data source lookup) must run this interpreter, the
+    # one with pyspark_kinesis installed; Spark's default is whatever `python3` is first
+    # on PATH. The JVM inherits this environment when the session starts it.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master(settings.spark_master)
         .appName("kinesis-consumer")
         .config("spark.ui.port", "4040")
-        # Python workers must be this interpreter, the one with pyspark_kinesis installed:
-        # Spark's default, whatever `python3` is first on PATH, may not have it.
-        .config("spark.pyspark.python", sys.executable)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(settings.consumer_shuffle_partitions))
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")

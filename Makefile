@@ -1,0 +1,41 @@
+# The stack's verbs. `make` alone lists them.
+.DEFAULT_GOAL := help
+COMPOSE := docker compose
+# uv from PATH, or as a module of the Python that `make env` installed it into.
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+.PHONY: help up down clean logs env test unit-test integration-test lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+up: ## start the stack in the background, building images as needed
+	$(COMPOSE) up --build -d
+	@echo "The stack is up: 'make logs' follows it, 'make down' stops it."
+
+down: ## stop the stack, keeping its data (checkpoints, sink)
+	$(COMPOSE) down
+
+clean: ## stop the stack and delete its volumes
+	$(COMPOSE) down --volumes
+
+logs: ## follow every service's log
+	$(COMPOSE) logs --follow
+
+env: ## install uv if missing, then the locked dev environment
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9
+	$(UV) sync --frozen
+
+test: env ## every test: unit, then integration (the whole Compose stack)
+	$(UV) run pytest
+
+unit-test: env ## unit tests: real LocalStack containers and a local Spark, no Compose stack
+	$(UV) run pytest -m unit
+
+integration-test: env ## the integration suite: the Compose stack through testcontainers
+	$(UV) run pytest -m integration
+
+lint: env ## ruff, ruff format and mypy --strict
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy pyspark-kinesis/src services/producer/src services/consumer/src
