@@ -15,7 +15,13 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pyspark_kinesis.positions import parse_position
 
-_SPARK_DURATION = re.compile(r"^\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h)$")
+_UNIT_SECONDS = {
+    **dict.fromkeys(("ms", "millisecond", "milliseconds"), 0.001),
+    **dict.fromkeys(("s", "second", "seconds"), 1.0),
+    **dict.fromkeys(("min", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hour", "hours"), 3600.0),
+}
+_SPARK_DURATION = re.compile(rf"^(?P<number>\d+)\s*(?P<unit>{'|'.join(_UNIT_SECONDS)})$")
 
 
 class ConsumerSettings(BaseSettings):
@@ -37,11 +43,12 @@ class ConsumerSettings(BaseSettings):
     consumer_max_event_bytes: int = Field(64 * 1024, ge=1, le=1024 * 1024)
     consumer_output_path: str = "/data/output"
     consumer_checkpoint_path: str = "/data/checkpoints"
+    consumer_dedup_window: str = "1 hour"
     consumer_console: bool = True
     consumer_shuffle_partitions: int = Field(4, ge=1)
     consumer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("consumer_trigger_interval")
+    @field_validator("consumer_trigger_interval", "consumer_dedup_window")
     @classmethod
     def _spark_duration(cls, value: str) -> str:
         if not _SPARK_DURATION.match(value.strip()):
@@ -55,6 +62,12 @@ class ConsumerSettings(BaseSettings):
     def _starting_position(cls, value: str) -> str:
         parse_position(value)
         return value
+
+    @property
+    def dedup_window_seconds(self) -> float:
+        match = _SPARK_DURATION.match(self.consumer_dedup_window)
+        assert match is not None  # validated above
+        return int(match["number"]) * _UNIT_SECONDS[match["unit"]]
 
     @property
     def events_path(self) -> Path:

@@ -3,15 +3,17 @@
 Spark's foreachBatch is at-least-once: after a crash the last batch runs again
 with the same id, and (with `pyspark_kinesis`) the very same records. So every
 output of batch N goes to its own `batch_id=N` directory, written in overwrite
-mode: a rerun replaces a half-written attempt instead of adding to it. Events
-resent by a producer (same `event_id`, same `event_time`) are dropped if an
-earlier batch already holds them; the lookup reads only earlier events in the
-batch's event-time range, which Parquet statistics keep cheap.
+mode: a rerun replaces a half-written attempt instead of adding to it. An event
+resent by a producer (same `event_id`, arriving again) is dropped if an earlier
+batch holds it; the lookup reads only events that arrived within
+CONSUMER_DEDUP_WINDOW before the batch's first arrival, which Parquet's
+statistics keep cheap, so a resend later than that window is kept twice.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -49,17 +51,17 @@ class BatchSink:
     def _not_written_before(self, events: DataFrame, batch_id: int) -> DataFrame:
         if not _has_output(self.settings.events_path):
             return events
-        bounds = events.agg(F.min("event_time"), F.max("event_time")).first()
-        if bounds is None or bounds[0] is None:
+        first_arrival = events.agg(F.min("arrival_time")).first()
+        if first_arrival is None or first_arrival[0] is None:
             return events
-        earliest, latest = bounds[0], bounds[1]
+        since = first_arrival[0] - timedelta(seconds=self.settings.dedup_window_seconds)
         earlier = (
             events.sparkSession.read.parquet(str(self.settings.events_path))
             .where(F.col("batch_id") < batch_id)
-            .where(F.col("event_time").between(earliest, latest))
-            .select("event_id", "event_time")
+            .where(F.col("arrival_time") >= since)
+            .select("event_id")
         )
-        return events.join(earlier, ["event_id", "event_time"], "left_anti")
+        return events.join(earlier, "event_id", "left_anti")
 
     def _print(self, events: DataFrame) -> None:
         # The tutorial's console view, plus running totals across all batches.
