@@ -4,7 +4,7 @@ COMPOSE := docker compose
 # uv from PATH, or as a module of the Python that `make env` installed it into.
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: help up down clean logs env test unit-test integration-test lint
+.PHONY: help up up-cluster up-aws down clean logs env test unit-test integration-test aws-smoke lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -13,11 +13,17 @@ up: ## start the stack in the background, building images as needed
 	$(COMPOSE) up --build -d
 	@echo "The stack is up: 'make logs' follows it, 'make down' stops it."
 
+up-cluster: ## the stack with the consumer on a Spark standalone master and two workers
+	SPARK_MASTER=spark://spark-master:7077 $(COMPOSE) --profile cluster up --build -d
+
+up-aws: ## producer and consumer against real AWS (see README: Real AWS)
+	$(COMPOSE) -f docker-compose.yml -f docker-compose.aws.yml up --build -d producer consumer
+
 down: ## stop the stack, keeping its data (checkpoints, sink)
-	$(COMPOSE) down
+	$(COMPOSE) --profile cluster down
 
 clean: ## stop the stack and delete its volumes
-	$(COMPOSE) down --volumes
+	$(COMPOSE) --profile cluster down --volumes
 
 logs: ## follow every service's log
 	$(COMPOSE) logs --follow
@@ -34,6 +40,10 @@ unit-test: env ## unit tests: real LocalStack containers and a local Spark, no C
 
 integration-test: env ## the integration suite: the Compose stack through testcontainers
 	$(UV) run pytest -m integration
+
+aws-smoke: env ## opt-in: real AWS (needs AWS_SMOKE_STREAM and credentials; skipped otherwise)
+	@# pytest exits 5 when the module skipped itself for lack of credentials: say so, succeed.
+	$(UV) run pytest -m aws -rs tests/aws || [ $$? -eq 5 ]
 
 lint: env ## ruff, ruff format and mypy --strict
 	$(UV) run ruff check .

@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ PRODUCER_SEED = 1234
 PRODUCER_COUNT = 300
 SHARDS = 2
 DEADLINE_S = 240.0
+# The whole suite runs with LocalStack refusing a share of PutRecords entries.
+THROTTLING_PROBABILITY = "0.2"
 
 
 def _free_port() -> int:
@@ -57,6 +60,7 @@ class Stack:
     shards: int = SHARDS
     expected: dict[str, dict[str, Any]] = field(default_factory=dict)
     expected_dead_letters: int = 0
+    spark_ui: str = ""
 
     wait_until = staticmethod(wait_until)
 
@@ -69,6 +73,58 @@ class Stack:
             aws_secret_access_key="test",
         )
 
+    def put(self, payloads: list[bytes]) -> None:
+        """PutRecords from the host, resending entries LocalStack refused."""
+        pending = [
+            {"Data": data, "PartitionKey": f"key-{n % 7}"} for n, data in enumerate(payloads)
+        ]
+        client = self.kinesis()
+        deadline = time.monotonic() + DEADLINE_S
+        while pending:
+            assert time.monotonic() < deadline, f"{len(pending)} records still refused"
+            answer = client.put_records(StreamName="events", Records=pending)
+            results = zip(pending, answer["Records"], strict=True)
+            pending = [entry for entry, result in results if "ErrorCode" in result]
+
+    def put_events(self, count: int, message_type: str) -> list[str]:
+        """Puts `count` new events of one type; the sink is expected to hold them."""
+        events = [
+            {
+                "event_id": uuid.uuid4().hex,
+                "event_time": "2026-11-25T08:00:00.000Z",
+                "message_type": message_type,
+                "count": 3,
+            }
+            for _ in range(count)
+        ]
+        self.put([json.dumps(event).encode() for event in events])
+        self.expected.update({event["event_id"]: event for event in events})
+        return [event["event_id"] for event in events]
+
+    def expect_seeded(self, seed: int, count: int) -> None:
+        """The producer's events for this seed: the sink is expected to hold them."""
+        for event in EventFactory(seed).random_events(count):
+            self.expected[event["event_id"]] = event
+
+    def assert_sink_holds_exactly_the_expected(self) -> dict[str, Any]:
+        report = self.wait_for_sink()
+        assert report["event_ids"] == sorted(self.expected)
+        assert report["duplicate_event_ids"] == 0
+        assert report["counts"] == self.expected_counts()
+        assert report["dead_letters"] == self.expected_dead_letters
+        return report
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A `docker compose` command in the stack's project."""
+        return subprocess.run(
+            [*self.compose.compose_command_property, *args],
+            cwd=ROOT,
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+        )
+
     def report(self) -> dict[str, Any]:
         stdout, stderr, code = self.compose.exec_in_container(
             ["python", "-m", "consumer", "report"], "consumer"
@@ -79,14 +135,6 @@ class Stack:
     def service_state(self, service: str) -> str:
         container = self.compose.get_container(service, include_all=True)
         return str(container.State)
-
-    def compose_command(self, *args: str) -> None:
-        subprocess.run(
-            [*self.compose.compose_command_property, *args],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
 
     def expected_counts(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
@@ -109,6 +157,47 @@ class Stack:
 
 
 _failures: list[str] = []
+# One row per fault case, printed as the README's reliability table after the run.
+FAULT_ROWS: list[dict[str, Any]] = []
+
+
+@pytest.fixture
+def record_fault(stack: Stack) -> Callable[[str, int, float], dict[str, Any]]:
+    """Checks the sink holds exactly what was sent, and adds the case's row to the table."""
+
+    def record(fault: str, sent: int, recovery_started: float) -> dict[str, Any]:
+        report = stack.wait_for_sink()
+        recovery_s = time.monotonic() - recovery_started
+        in_sink = set(report["event_ids"])
+        FAULT_ROWS.append(
+            {
+                "fault": fault,
+                "sent": sent,
+                "in_sink": report["events"],
+                "duplicates": report["duplicate_event_ids"],
+                "lost": len(set(stack.expected) - in_sink),
+                "recovery": f"{recovery_s:.1f} s",
+            }
+        )
+        assert report["event_ids"] == sorted(stack.expected)
+        assert report["duplicate_event_ids"] == 0
+        assert report["dead_letters"] == stack.expected_dead_letters
+        return report
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FAULT_ROWS:
+        return
+    terminalreporter.write_sep("=", "fault suite")
+    terminalreporter.write_line("| fault | records sent | in sink | duplicates | lost | recovery |")
+    terminalreporter.write_line("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in FAULT_ROWS:
+        terminalreporter.write_line(
+            f"| {row['fault']} | {row['sent']} | {row['in_sink']} | {row['duplicates']} "
+            f"| {row['lost']} | {row['recovery']} |"
+        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -119,30 +208,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+@contextmanager
+def running_stack(profiles: list[str] | None = None, **overrides: str) -> Iterator[Stack]:
+    """The Compose stack under a fresh project name and free ports, removed afterwards."""
     settings = {
         "COMPOSE_PROJECT_NAME": f"kinesis-it-{uuid.uuid4().hex[:8]}",
         "LOCALSTACK_PORT": str(_free_port()),
         "SPARK_UI_PORT": str(_free_port()),
+        "SPARK_MASTER_UI_PORT": str(_free_port()),
         "KINESIS_SHARD_COUNT": str(SHARDS),
+        "KINESIS_ERROR_PROBABILITY": THROTTLING_PROBABILITY,
         "PRODUCER_COUNT": str(PRODUCER_COUNT),
         "PRODUCER_SEED": str(PRODUCER_SEED),
         "PRODUCER_RATE": "100",
         "CONSUMER_TRIGGER_INTERVAL": "1 second",
         "CONSUMER_CONSOLE": "false",
+        **overrides,
     }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)  # Compose reads them when testcontainers runs it
-    compose = DockerCompose(ROOT, build=True, wait=False, quiet_build=True)
+    compose = DockerCompose(ROOT, build=True, wait=False, quiet_build=True, profiles=profiles)
+    failures_before = len(_failures)
     try:
         compose.start()
         stack = Stack(compose, f"http://127.0.0.1:{settings['LOCALSTACK_PORT']}")
-        for event in EventFactory(PRODUCER_SEED).random_events(PRODUCER_COUNT):
-            stack.expected[event["event_id"]] = event
+        stack.spark_ui = f"http://127.0.0.1:{settings['SPARK_UI_PORT']}"
+        stack.expect_seeded(int(settings["PRODUCER_SEED"]), int(settings["PRODUCER_COUNT"]))
         yield stack
     finally:
-        if _failures:
+        if len(_failures) > failures_before:
             stdout, stderr = compose.get_logs()
             print(f"\n===== compose logs (failed: {', '.join(_failures)}) =====\n{stdout}{stderr}")
         compose.stop()
@@ -151,3 +245,15 @@ def stack() -> Iterator[Stack]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def stack_factory() -> Callable[..., Any]:
+    """`running_stack`, for modules that need a stack of their own (another profile)."""
+    return running_stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with running_stack() as started:
+        yield started

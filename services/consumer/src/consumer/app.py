@@ -15,6 +15,8 @@ import sys
 import threading
 from types import FrameType
 
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
@@ -35,18 +37,45 @@ class StartupError(RuntimeError):
 
 
 def check_stream(settings: ConsumerSettings) -> None:
-    """Fails fast, with the source's own message, if the stream cannot be read."""
+    """Fails fast, with one clear line, if the stream cannot be read.
+
+    On real AWS (no endpoint) it first asks STS who the credentials belong to,
+    so an expired or wrong identity is named before any Kinesis error.
+    """
     options = KinesisOptions.parse(settings.source_options())
+    if not settings.kinesis_endpoint_url:
+        log.info("AWS identity: %s", _caller_identity(settings))
     client = make_client(options)
     try:
         summary = call(options, client.describe_stream_summary, StreamName=options.stream_name)
     except KinesisSourceError as error:
         raise StartupError(str(error)) from error
-    status = summary["StreamDescriptionSummary"]["StreamStatus"]
+    description = summary["StreamDescriptionSummary"]
+    status, arn_region = description["StreamStatus"], description["StreamARN"].split(":")[3]
     if status not in ("ACTIVE", "UPDATING"):
         raise StartupError(
             f"stream {options.stream_name!r} is {status}, not ACTIVE: wait, or check it"
         )
+    if arn_region != settings.aws_region:
+        raise StartupError(
+            f"stream {options.stream_name!r} is in region {arn_region!r}, not AWS_REGION="
+            f"{settings.aws_region!r}: set AWS_REGION to the stream's region"
+        )
+
+
+def _caller_identity(settings: ConsumerSettings) -> str:
+    try:
+        identity = boto3.client("sts", region_name=settings.aws_region).get_caller_identity()
+    except NoCredentialsError as error:
+        raise StartupError(
+            "no AWS credentials found: set AWS_PROFILE (with ~/.aws mounted), "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run with an instance or task role"
+        ) from error
+    except (ClientError, BotoCoreError) as error:
+        raise StartupError(
+            f"AWS rejected the credentials (sts:GetCallerIdentity): {error}"
+        ) from error
+    return str(identity["Arn"])
 
 
 def build_session(settings: ConsumerSettings) -> SparkSession:

@@ -1,7 +1,8 @@
 """`python -m consumer report`: what the durable sink holds, as one JSON object.
 
 Read with pyarrow, not Spark, so it answers in a second next to a running
-query. Only batches whose write finished (`_SUCCESS`) are counted.
+query; it reads a local (or mounted) output path. Only batches whose write
+finished (`_SUCCESS`) are counted.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def sink_report(settings: ConsumerSettings) -> dict[str, Any]:
     }
 
 
-def _read(root: Path, columns: list[str]) -> dict[str, list[Any]]:
-    finished = sorted(str(marker.parent) for marker in root.glob("batch_id=*/_SUCCESS"))
+def _read(root: str, columns: list[str]) -> dict[str, list[Any]]:
+    finished = sorted(str(marker.parent) for marker in Path(root).glob("batch_id=*/_SUCCESS"))
     if not finished:
         return {}
     files = [str(path) for folder in finished for path in Path(folder).glob("*.parquet")]

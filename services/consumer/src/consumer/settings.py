@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -69,17 +68,18 @@ class ConsumerSettings(BaseSettings):
         assert match is not None  # validated above
         return int(match["number"]) * _UNIT_SECONDS[match["unit"]]
 
+    # Strings, not Paths: on a cluster these are URIs such as s3://bucket/output.
     @property
-    def events_path(self) -> Path:
-        return Path(self.consumer_output_path) / "events"
+    def events_path(self) -> str:
+        return f"{self.consumer_output_path.rstrip('/')}/events"
 
     @property
-    def dead_letters_path(self) -> Path:
-        return Path(self.consumer_output_path) / "dead_letters"
+    def dead_letters_path(self) -> str:
+        return f"{self.consumer_output_path.rstrip('/')}/dead_letters"
 
     @property
-    def counts_path(self) -> Path:
-        return Path(self.consumer_output_path) / "message_counts"
+    def counts_path(self) -> str:
+        return f"{self.consumer_output_path.rstrip('/')}/message_counts"
 
     def source_options(self) -> dict[str, str]:
         """Options for `format("kinesis")`; credentials come from the default AWS chain."""

@@ -1,0 +1,179 @@
+"""The fault suite: each case sends a known set of records and checks the sink holds it exactly.
+
+Cases share the session's stack, which runs with LocalStack refusing a share of
+PutRecords entries throughout (KINESIS_ERROR_PROBABILITY); after each case the
+sink must equal every event sent so far, no loss and no duplicates. Each case
+adds a row (sent, in the sink, duplicates, lost, time to recover) to the table
+printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+
+
+def _producer_run(stack, seed: int, count: int, *, detach: bool, rate: int = 100) -> Any:
+    settings = {
+        "PRODUCER_SEED": str(seed),
+        "PRODUCER_COUNT": str(count),
+        "PRODUCER_RATE": str(rate),
+    }
+    options = [item for name, value in settings.items() for item in ("-e", f"{name}={value}")]
+    return stack.run("run", *(["-d"] if detach else ["--rm"]), "--no-deps", *options, "producer")
+
+
+def test_consumer_killed_mid_stream_resumes_without_loss_or_duplicates(stack, record_fault):
+    stack.wait_for_sink()
+    before = len(stack.expected)
+    stack.put_events(100, "message1")
+    stack.run("kill", "-s", "SIGKILL", "consumer")
+    stack.put_events(100, "message2")
+    started = time.monotonic()
+    stack.run("start", "consumer")
+    record_fault("consumer SIGKILL mid-stream", len(stack.expected) - before, started)
+
+
+def test_producer_killed_and_rerun_from_its_seed_creates_no_duplicates(stack, record_fault):
+    stack.wait_for_sink()
+    stack.expect_seeded(seed=99, count=300)
+    # 15 s of sending at 20/s: killed well before the end.
+    container = _producer_run(stack, seed=99, count=300, detach=True, rate=20).stdout.strip()
+    stack.wait_until(lambda: stack.report()["events"] > len(stack.expected) - 300, "a first batch")
+    subprocess.run(
+        ["docker", "kill", "--signal", "KILL", container], check=True, capture_output=True
+    )
+    started = time.monotonic()
+    # The rerun sends all 300 again: the same ids, new event times.
+    _producer_run(stack, seed=99, count=300, detach=False)
+    record_fault("producer SIGKILL, rerun resends all", 300, started)
+
+
+def test_injected_throttling_loses_nothing(stack, record_fault):
+    stack.wait_for_sink()
+    stack.expect_seeded(seed=77, count=500)
+    started = time.monotonic()
+    run = _producer_run(stack, seed=77, count=500, detach=False)
+    assert "unsent=0" in run.stderr + run.stdout
+    record_fault("PutRecords throttled (KINESIS_ERROR_PROBABILITY=0.2)", 500, started)
+
+
+def _open_shards(client) -> list[dict[str, Any]]:
+    shards = client.list_shards(StreamName="events")["Shards"]
+    return sorted(
+        (s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]),
+        key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]),
+    )
+
+
+def _wait_active(stack, client) -> None:
+    stack.wait_until(
+        lambda: (
+            client.describe_stream_summary(StreamName="events")["StreamDescriptionSummary"][
+                "StreamStatus"
+            ]
+            == "ACTIVE"
+        ),
+        "the stream to be ACTIVE",
+    )
+
+
+def test_split_and_merge_while_data_flows(stack, record_fault):
+    stack.wait_for_sink()
+    client = stack.kinesis()
+    before = len(stack.expected)
+    stack.put_events(100, "message3")
+    first = _open_shards(client)[0]
+    low, high = (int(first["HashKeyRange"][key]) for key in ("StartingHashKey", "EndingHashKey"))
+    client.split_shard(
+        StreamName="events",
+        ShardToSplit=first["ShardId"],
+        NewStartingHashKey=str((low + high) // 2),
+    )
+    _wait_active(stack, client)
+    stack.put_events(100, "message4")
+    left, right = _open_shards(client)[:2]
+    client.merge_shards(
+        StreamName="events", ShardToMerge=left["ShardId"], AdjacentShardToMerge=right["ShardId"]
+    )
+    _wait_active(stack, client)
+    started = time.monotonic()
+    stack.put_events(100, "message5")
+    record_fault("split then merge while data flows", len(stack.expected) - before, started)
+
+
+def test_malformed_records_among_good_ones(stack, record_fault):
+    stack.wait_for_sink()
+    before = len(stack.expected)
+    started = time.monotonic()
+    for _ in range(5):
+        stack.put_events(8, "message6")
+        stack.put([b"{oops", b'{"message_type": 7, "count": "x"}'])
+        stack.expected_dead_letters += 2
+    record_fault("10 malformed among 40 good", len(stack.expected) - before + 10, started)
+
+
+def test_localstack_restart_under_a_running_consumer(stack, record_fault):
+    stack.wait_for_sink()
+    before = len(stack.expected)
+    stack.put_events(100, "message1")
+    stack.wait_for_sink()
+    # kinesis-mock saves its state every 5 s: restart once it has saved these records.
+    saved_at = time.time()
+    state = "/var/lib/localstack/state/kinesis/000000000000.json"
+    stack.wait_until(
+        lambda: (
+            float(stack.run("exec", "-T", "localstack", "stat", "-c", "%Y", state).stdout)
+            > saved_at
+        ),
+        "LocalStack to save its state",
+    )
+    started = time.monotonic()
+    stack.run("restart", "localstack")
+    stack.wait_until(lambda: _ready(stack), "LocalStack to be ready again")
+    stack.put_events(100, "message2")
+    consumer = stack.compose.get_container("consumer", include_all=True)
+    if "exited" in str(consumer.State):
+        # It may stop while LocalStack is away; it must say why, and resume when started.
+        logs = stack.run("logs", "consumer").stdout
+        assert "cannot reach Kinesis" in logs
+        stack.run("start", "consumer")
+    record_fault("LocalStack restarted under the consumer", len(stack.expected) - before, started)
+
+
+def _ready(stack) -> bool:
+    try:
+        answer = requests.get(f"{stack.endpoint}/_localstack/init/ready", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return False
+    return bool(answer.get("completed"))
+
+
+@pytest.mark.parametrize(
+    ("service", "setting", "message"),
+    [
+        ("consumer", "KINESIS_STREAM_NAME=missing", "Kinesis stream 'missing' not found"),
+        ("consumer", "AWS_REGION=eu-west-1", "not found in region 'eu-west-1'"),
+        ("consumer", "AWS_ACCESS_KEY_ID=", "credentials"),
+        ("producer", "KINESIS_STREAM_NAME=missing", "stream 'missing' does not exist"),
+        ("producer", "AWS_REGION=eu-west-1", "in region 'eu-west-1'"),
+        ("producer", "AWS_ACCESS_KEY_ID=", "credentials"),
+    ],
+)
+def test_misconfiguration_is_one_clear_line_and_a_non_zero_exit(stack, service, setting, message):
+    extra = ["-e", "AWS_SECRET_ACCESS_KEY="] if setting.startswith("AWS_ACCESS_KEY_ID") else []
+    run = stack.run("run", "--rm", "--no-deps", "-e", setting, *extra, service, check=False)
+    assert run.returncode != 0
+    assert message in run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_services_never_restart_in_a_loop(stack):
+    config = stack.compose.get_config()
+    assert {config["services"][name].get("restart") for name in ("producer", "consumer")} == {"no"}
