@@ -46,7 +46,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "fail_on_data_loss": ("failOnDataLoss", "kinesis.failOnDataLoss"),
 }
 _FIELD_BY_NAME = {alias.lower(): name for name, aliases in _ALIASES.items() for alias in aliases}
-_SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
+# The fields KinesisOptions keeps out of its repr: error messages hide them too.
+_SECRET_FIELDS = frozenset(
+    {"access_key_id", "secret_access_key", "session_token", "role_external_id"}
+)
 
 # GetRecords returns at most 10,000 records per call (Kinesis API limit).
 MAX_RECORDS_PER_FETCH = 10_000

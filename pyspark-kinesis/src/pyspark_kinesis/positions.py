@@ -7,6 +7,7 @@ checkpoint format: keep it stable.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,9 +63,12 @@ def parse_position(text: str) -> Position:
         return Position(kind, argument)
     if kind == "AT_TIMESTAMP" and argument:
         try:
-            return at_timestamp(float(argument))
+            seconds = float(argument)
         except ValueError:
-            pass
+            seconds = math.nan
+        # nan and inf parse as floats but are no instant GetShardIterator accepts.
+        if math.isfinite(seconds):
+            return at_timestamp(seconds)
     raise ValueError(
         f"{text!r} is not a starting position; use TRIM_HORIZON (or EARLIEST), LATEST, "
         "AT_TIMESTAMP:<epoch seconds>, AT_SEQUENCE_NUMBER:<n> or AFTER_SEQUENCE_NUMBER:<n>"

@@ -109,7 +109,8 @@ def with_new_shards(
         if eligible is not None and shard_id not in eligible:
             continue
         if all(
-            progress.get(parent, _OPEN).ended for parent in _known_parents(shard, shards, progress)
+            _parent_done(parent, progress, consumed)
+            for parent in _known_parents(shard, shards, progress)
         ):
             updated[shard_id] = ShardProgress(TRIM_HORIZON)
     for shard_id in [shard_id for shard_id, state in updated.items() if state.ended]:
@@ -119,7 +120,10 @@ def with_new_shards(
     return updated
 
 
-_OPEN = ShardProgress(TRIM_HORIZON, ended=False)
+def _parent_done(parent: str, progress: Mapping[str, ShardProgress], consumed: set[str]) -> bool:
+    # An untracked parent that is an ancestor of a tracked shard was read, or skipped
+    # on purpose by naming a descendant in startingPosition: its children may start.
+    return progress[parent].ended if parent in progress else parent in consumed
 
 
 def _listed_parents(shard: Shard, shards: Mapping[str, Shard]) -> list[str]:
