@@ -307,11 +307,6 @@ def driver_in_new_york() -> Iterator[None]:
     time.tzset()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a starting time without a zone is read in the driver host's local zone, "
-    "so the same query starts at different instants on different hosts",
-)
 @pytest.mark.usefixtures("driver_in_new_york")
 def test_starting_time_without_a_zone_means_utc() -> None:
     options = parse(startingPosition="AT_TIMESTAMP", startingTimestamp="2024-01-01T00:00:00")
@@ -383,3 +378,10 @@ def test_per_shard_json_bad_position_names_the_shard() -> None:
 @pytest.mark.parametrize("value", ["{not json", '{"a": 1'])
 def test_invalid_json_position_is_rejected(value: str) -> None:
     assert "not valid JSON" in error_of(streamName="events", startingPosition=value)
+
+
+def test_a_region_that_contradicts_the_stream_arn_is_rejected() -> None:
+    message = error_of(
+        streamARN="arn:aws:kinesis:eu-west-1:123456789012:stream/events", region="us-east-1"
+    )
+    assert "differs from streamARN's region 'eu-west-1'" in message

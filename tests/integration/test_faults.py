@@ -26,7 +26,7 @@ def _producer_run(stack, seed: int, count: int, *, detach: bool, rate: int = 100
         "PRODUCER_RATE": str(rate),
     }
     options = [item for name, value in settings.items() for item in ("-e", f"{name}={value}")]
-    return stack.run("run", *(["-d"] if detach else ["--rm"]), "--no-deps", *options, "producer")
+    return stack.run("run", "--rm", *(["-d"] if detach else []), "--no-deps", *options, "producer")
 
 
 def test_consumer_killed_mid_stream_resumes_without_loss_or_duplicates(stack, record_fault):

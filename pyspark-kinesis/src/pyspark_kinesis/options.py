@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pyspark_kinesis.positions import Position, parse_position
 
@@ -161,6 +161,11 @@ def _stream_identity(values: Mapping[str, str]) -> tuple[str, str | None]:
         raise KinesisOptionError(
             f"streamName {name!r} and streamARN {arn!r} name different streams"
         )
+    region = values.get("region")
+    if region and arn_region and region != arn_region:
+        raise KinesisOptionError(
+            f"region {region!r} differs from streamARN's region {arn_region!r}: give one of them"
+        )
     stream_name = name or arn_name
     if not stream_name:
         raise KinesisOptionError(
@@ -225,11 +230,13 @@ def _epoch_seconds(text: str) -> float:
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as error:
         raise KinesisOptionError(
             f"starting time {text!r} is neither epoch seconds nor ISO-8601"
         ) from error
+    # A time without a zone is UTC: the same query starts at the same instant on any host.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _positive_int(values: Mapping[str, str], name: str) -> int | None:

@@ -74,6 +74,10 @@ class ShardCursor:
         self._throttle_bytes(sum(len(record["Data"]) for record in records))
         return Fetch(records, self.exhausted, int(answer.get("MillisBehindLatest", 0)))
 
+    @property
+    def next_iterator(self) -> str | None:
+        return self._iterator
+
     def _at_or_after_start(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # boto3 sends an AT_TIMESTAMP start in whole seconds: drop what arrived
         # in that second before the instant, so LATEST means the query's start.
@@ -126,6 +130,9 @@ class ShardPlan:
     records: int
     ended: bool
     millis_behind_latest: int
+    # The iterator right after the batch's last record, when planning stopped on a
+    # response boundary: the next plan of this shard starts with it, saving a call.
+    next_iterator: str | None = None
 
 
 def plan_shard(
@@ -136,14 +143,16 @@ def plan_shard(
     budget: int | None,
     *,
     cutoff_s: float | None = None,
+    iterator: str | None = None,
 ) -> ShardPlan:
     """Reads ahead from `start` to find the last record this batch takes from the shard.
 
     Stops at the budget, at the shard's current end, at the first record that
     arrived after `cutoff_s` (Trigger.AvailableNow), or after maxFetchDuration,
-    whichever comes first. The records themselves are discarded.
+    whichever comes first. The records themselves are discarded. `iterator`, if
+    given, must point at `start` (a previous plan's `next_iterator`).
     """
-    cursor = ShardCursor(client, options, shard_id, start)
+    cursor = ShardCursor(client, options, shard_id, start, _iterator=iterator)
     deadline = time.monotonic() + options.max_fetch_duration_s
     last: str | None = None
     taken = 0
@@ -161,7 +170,7 @@ def plan_shard(
             return ShardPlan(shard_id, last, taken, True, 0)
         if (not fetch.records and behind == 0) or time.monotonic() > deadline:
             break
-    return ShardPlan(shard_id, last, taken, False, behind)
+    return ShardPlan(shard_id, last, taken, False, behind, cursor.next_iterator)
 
 
 def read_range(

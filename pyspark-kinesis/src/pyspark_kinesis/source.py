@@ -131,11 +131,14 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._available_now: tuple[float, frozenset[str]] | None = None
         self._initial_offset: dict[str, Any] | None = None
         self._behind_ms: dict[str, int] = {}
+        # shard id -> (position, iterator at that position), from the last plan.
+        self._iterators: dict[str, tuple[Position, str]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # Spark pickles the reader to run `read` on executors: the client stays behind.
         state = dict(self.__dict__)
         state["_client"] = None
+        state["_iterators"] = {}
         return state
 
     @property
@@ -175,9 +178,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
         plans = self._plan(progress, readable, budget, cutoff_s)
         self._behind_ms = {plan.shard_id: plan.millis_behind_latest for plan in plans.values()}
+        self._iterators = {}
         for shard_id, plan in plans.items():
             position = after(plan.last_sequence_number) if plan.last_sequence_number else None
             progress[shard_id] = ShardProgress(position or progress[shard_id].position, plan.ended)
+            if plan.next_iterator:
+                self._iterators[shard_id] = (progress[shard_id].position, plan.next_iterator)
         return progress_to_offset(progress)
 
     def reportLatestOffset(self) -> dict[str, Any] | None:
@@ -224,19 +230,22 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if not shard_ids:
             return {}
         shares = _split(budget, shard_ids, self.options.max_records_per_shard)
-        with ThreadPoolExecutor(max_workers=min(32, len(shard_ids))) as pool:
-            found = pool.map(
-                lambda shard_id: plan_shard(
-                    self.client,
-                    self.options,
-                    shard_id,
-                    progress[shard_id].position,
-                    shares[shard_id],
-                    cutoff_s=cutoff_s,
-                ),
-                shard_ids,
+
+        def plan(shard_id: str) -> ShardPlan:
+            position = progress[shard_id].position
+            saved_position, iterator = self._iterators.get(shard_id, (None, None))
+            return plan_shard(
+                self.client,
+                self.options,
+                shard_id,
+                position,
+                shares[shard_id],
+                cutoff_s=cutoff_s,
+                iterator=iterator if saved_position == position else None,
             )
-            return {plan.shard_id: plan for plan in found}
+
+        with ThreadPoolExecutor(max_workers=min(32, len(shard_ids))) as pool:
+            return {found.shard_id: found for found in pool.map(plan, shard_ids)}
 
 
 def _split(
