@@ -32,6 +32,8 @@ SHARDS = 2
 DEADLINE_S = 240.0
 # The whole suite runs with LocalStack refusing a share of PutRecords entries.
 THROTTLING_PROBABILITY = "0.2"
+# DockerCompose starts no Ryuk reaper; this keeps any other testcontainers helper from pulling one.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
 def _free_port() -> int:
@@ -229,16 +231,20 @@ def running_stack(profiles: list[str] | None = None, **overrides: str) -> Iterat
     os.environ.update(settings)  # Compose reads them when testcontainers runs it
     compose = DockerCompose(ROOT, build=True, wait=False, quiet_build=True, profiles=profiles)
     failures_before = len(_failures)
+    # A stack that fails to come up fails in the fixture, before any test is reported.
+    started = False
     try:
         compose.start()
+        started = True
         stack = Stack(compose, f"http://127.0.0.1:{settings['LOCALSTACK_PORT']}")
         stack.spark_ui = f"http://127.0.0.1:{settings['SPARK_UI_PORT']}"
         stack.expect_seeded(int(settings["PRODUCER_SEED"]), int(settings["PRODUCER_COUNT"]))
         yield stack
     finally:
-        if len(_failures) > failures_before:
+        if not started or len(_failures) > failures_before:
+            failed = ", ".join(_failures[failures_before:]) or "the stack did not start"
             stdout, stderr = compose.get_logs()
-            print(f"\n===== compose logs (failed: {', '.join(_failures)}) =====\n{stdout}{stderr}")
+            print(f"\n===== compose logs (failed: {failed}) =====\n{stdout}{stderr}")
         compose.stop()
         for name, value in saved.items():
             if value is None:

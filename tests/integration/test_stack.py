@@ -9,6 +9,15 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+def test_localstack_and_the_consumer_report_healthy(stack):
+    # LocalStack is healthy once its init hook made the stream, the consumer once Spark's UI is up.
+    for service in ("localstack", "consumer"):
+        stack.wait_until(
+            lambda service=service: stack.compose.get_container(service).Health == "healthy",
+            f"{service} to report healthy",
+        )
+
+
 def test_the_stream_exists_with_the_configured_shards(stack):
     shards = stack.kinesis().list_shards(StreamName="events")["Shards"]
     # Other cases reshard the stream: its open shards still add up to the configured count.
