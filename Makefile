@@ -4,7 +4,7 @@ COMPOSE := docker compose
 # uv from PATH, or as a module of the Python that `make env` installed it into.
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: help up up-cluster up-aws down clean logs env test unit-test integration-test aws-smoke lint
+.PHONY: help up up-cluster up-aws down clean logs env test unit-test integration-test aws-smoke lint bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ integration-test: env ## the integration suite: the Compose stack through testco
 aws-smoke: env ## opt-in: real AWS (needs AWS_SMOKE_STREAM and credentials; skipped otherwise)
 	@# pytest exits 5 when the module skipped itself for lack of credentials: say so, succeed.
 	$(UV) run pytest -m aws -rs tests/aws || [ $$? -eq 5 ]
+
+bench: env ## measure ingest, drain, latency, cold start and memory; writes bench/results.*
+	$(UV) run python -m bench
 
 lint: env ## ruff, ruff format and mypy --strict
 	$(UV) run ruff check .

@@ -1,0 +1,114 @@
+"""`python -m bench`: every figure, then results.json, results.md and results.png here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from consumer.app import build_session
+from consumer.settings import ConsumerSettings
+
+from bench import coldstart, drain, ingest, latency, report
+from bench.emulator import fresh_localstack
+
+HERE = Path(__file__).resolve().parent
+INGEST_RECORDS = 1_000  # the tutorial's loop runs ~30-65 records/s
+DRAIN_RECORDS = 5_000
+LATENCY_RATES = (200, 800)
+LATENCY_SECONDS = 10.0
+
+log = logging.getLogger("bench")
+loads: dict[str, dict[str, float]] = {}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(memory / 1024**3, 1),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def attempt(name: str, figure: Callable[[], Any]) -> Any:
+    log.info("measuring %s", name)
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+    try:
+        result = figure()
+    except Exception as error:  # a figure that fails is reported, the others still run
+        traceback.print_exc()
+        result = {"error": f"{type(error).__name__}: {error}"}
+    seconds = time.perf_counter() - started
+    log.info("%s took %.0f s", name, seconds)
+    # The machine may be shared: the load says how much the figure had to itself.
+    loads[name] = {
+        "seconds": round(seconds, 1),
+        "load_1min_before": load_before,
+        "load_1min_after": os.getloadavg()[0],
+    }
+    return result
+
+
+def spark_figures(results: dict[str, Any]) -> None:
+    # The JVM starts only now, after the figures that want both cores to themselves.
+    spark = build_session(ConsumerSettings(consumer_console=False))
+    try:
+
+        def drain_figures() -> dict[str, Any]:
+            with fresh_localstack() as url:
+                return drain.measure(spark, url, DRAIN_RECORDS)
+
+        results["drain"] = attempt("drain", drain_figures)
+        results["latency"] = attempt(
+            "latency", lambda: latency.measure(spark, LATENCY_RATES, LATENCY_SECONDS)
+        )
+    finally:
+        spark.stop()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for chatty in ("botocore", "testcontainers", "py4j"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # Spark's progress bars would bury the bench's own log.
+    os.environ.setdefault(
+        "PYSPARK_SUBMIT_ARGS", "--conf spark.ui.showConsoleProgress=false pyspark-shell"
+    )
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
+    results["ingest"] = attempt("ingest", lambda: ingest.measure(INGEST_RECORDS))
+    results["cold_start"] = attempt("cold start", coldstart.measure)
+    spark_figures(results)
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    results["figures"] = loads
+    markdown = report.write(results, HERE)
+    print(markdown)
+    print(f"make bench: {results['wall_s']:.0f} s; results in {HERE}")
+    failed = [
+        name for name, value in results.items() if isinstance(value, dict) and "error" in value
+    ]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

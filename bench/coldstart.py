@@ -1,0 +1,195 @@
+"""Figure 4: `docker compose up` (images built) to the first event in the sink, and memory.
+
+The stack runs under its own Compose project name on free ports, so a user's
+own stack is left alone, and is removed with its volumes afterwards. Peak
+memory is each container's cgroup high-water mark (cgroup v1
+`memory.max_usage_in_bytes`, v2 `memory.peak`), or the highest `docker stats`
+sample where neither is readable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = {
+    "localstack": "localstack/localstack:4.14.0",
+    "producer": "kinesis-stack/producer:0.1.0",
+    "consumer": "kinesis-stack/consumer:0.1.0",
+}
+FIRST_RECORD_DEADLINE_S = 120.0
+# Memory keeps being watched this long after the first record: a few steady batches.
+STEADY_S = 10.0
+SAMPLE_S = 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.env = {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": f"bench-cold-{uuid.uuid4().hex[:8]}",
+            "LOCALSTACK_PORT": str(_free_port()),
+            "SPARK_UI_PORT": str(_free_port()),
+        }
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - docker with this module's own arguments
+            ["docker", "compose", *args],  # noqa: S607 - docker from PATH, as the Makefile
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=300,
+        )
+
+    def container_ids(self) -> dict[str, str]:
+        ids: dict[str, str] = {}
+        for service in IMAGES:
+            found = self.compose("ps", "-q", service, check=False).stdout.strip()
+            if found:
+                ids[service] = found
+        return ids
+
+    def first_event_count(self) -> int:
+        answer = self.compose(
+            "exec", "-T", "consumer", "python", "-m", "consumer", "report", check=False
+        )
+        if answer.returncode != 0:
+            return 0
+        try:
+            return int(json.loads(answer.stdout)["events"])
+        except (ValueError, KeyError):
+            return 0
+
+
+class MemoryWatcher:
+    """Samples each container's memory; keeps the highest value seen."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.sampled: dict[str, int] = {}
+        self.ids: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, dict[str, Any]]:
+        self._stop.set()
+        self._thread.join()
+        peaks: dict[str, dict[str, Any]] = {}
+        for service, container in self.ids.items():
+            peak = _cgroup_peak(container)
+            peaks[service] = {
+                "peak_bytes": peak or self.sampled.get(service),
+                "source": "cgroup" if peak else "docker stats",
+            }
+        return peaks
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self.ids.update(self.stack.container_ids())
+            for service, container in self.ids.items():
+                usage = _cgroup_usage(container)
+                if usage is not None:
+                    self.sampled[service] = max(self.sampled.get(service, 0), usage)
+
+
+def _cgroup_file(container: str, v1: str, v2: str) -> Path | None:
+    for path in (
+        Path(f"/sys/fs/cgroup/memory/docker/{container}/{v1}"),
+        Path(f"/sys/fs/cgroup/system.slice/docker-{container}.scope/{v2}"),
+        Path(f"/sys/fs/cgroup/docker/{container}/{v2}"),
+    ):
+        if path.exists():
+            return path
+    return None
+
+
+def _cgroup_peak(container: str) -> int | None:
+    path = _cgroup_file(container, "memory.max_usage_in_bytes", "memory.peak")
+    return int(path.read_text()) if path else None
+
+
+def _cgroup_usage(container: str) -> int | None:
+    path = _cgroup_file(container, "memory.usage_in_bytes", "memory.current")
+    if path:
+        return int(path.read_text())
+    stats = (
+        subprocess.run(  # noqa: S603 - a container id from docker itself
+            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        .stdout.split("/")[0]
+        .strip()
+    )
+    return _bytes(stats) if stats else None
+
+
+def _bytes(text: str) -> int:
+    units = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2}
+    for unit, factor in sorted(units.items(), key=lambda item: -len(item[0])):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(float(text))
+
+
+def image_sizes() -> dict[str, int]:
+    sizes = {}
+    for service, image in IMAGES.items():
+        answer = subprocess.run(  # noqa: S603 - a constant image name
+            ["docker", "image", "inspect", "--format", "{{.Size}}", image],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if answer.returncode == 0:
+            sizes[service] = int(answer.stdout.strip())
+    return sizes
+
+
+def measure() -> dict[str, Any]:
+    stack = Stack()
+    if len(image_sizes()) < len(IMAGES):
+        stack.compose("build")  # not timed: the figure is for images already built
+    watcher = MemoryWatcher(stack)
+    started = time.perf_counter()
+    try:
+        watcher.start()
+        stack.compose("up", "-d")
+        up_returned = time.perf_counter() - started
+        deadline = time.monotonic() + FIRST_RECORD_DEADLINE_S
+        first_record = None
+        while time.monotonic() < deadline:
+            if stack.first_event_count() > 0:
+                first_record = time.perf_counter() - started
+                break
+            time.sleep(0.5)
+        time.sleep(STEADY_S)
+        memory = watcher.stop()
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
+    return {
+        "up_returned_s": up_returned,
+        "first_record_s": first_record,
+        "image_bytes": image_sizes(),
+        "memory": memory,
+    }

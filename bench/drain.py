@@ -1,0 +1,150 @@
+"""Figures 2, 5 and 6: draining a preloaded stream through Spark, beside a plain boto3 reader.
+
+The Spark figure is taken twice on the same stream with fresh checkpoints:
+first as the session's first query (it pays the Python workers' cold start),
+then warm. The empty micro-batch cost comes from a query left idle on a
+drained stream, with Spark told to report progress for every idle trigger.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from bench.emulator import REGION, client, create_stream, event_records, put_concurrently
+
+SHARD_COUNTS = (1, 2, 4)
+IDLE_TRIGGER = "500 milliseconds"
+IDLE_SECONDS = 8.0
+
+
+def plain_reader(url: str, stream: str, expected: int) -> float:
+    """GetRecords with a thread per shard until every record is read; seconds."""
+    kinesis = client(url)
+    shard_ids = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
+    counts: dict[str, int] = {}
+
+    def drain(shard_id: str) -> None:
+        reader = client(url)
+        iterator = reader.get_shard_iterator(
+            StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        read = 0
+        while iterator:
+            answer = reader.get_records(ShardIterator=iterator, Limit=10_000)
+            read += len(answer["Records"])
+            if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = answer.get("NextShardIterator")
+        counts[shard_id] = read
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=drain, args=(shard_id,)) for shard_id in shard_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if sum(counts.values()) != expected:
+        raise RuntimeError(f"plain reader read {sum(counts.values())} of {expected}")
+    return elapsed
+
+
+def spark_drain(spark: SparkSession, url: str, stream: str, expected: int) -> dict[str, Any]:
+    """availableNow into the noop sink; wall seconds and Spark's own split of the time."""
+    with tempfile.TemporaryDirectory() as checkpoint:
+        frame = (
+            spark.readStream.format("kinesis")
+            .option("streamName", stream)
+            .option("endpointUrl", url)
+            .option("region", REGION)
+            .option("startingPosition", "TRIM_HORIZON")
+            .load()
+        )
+        started = time.perf_counter()
+        query = (
+            frame.writeStream.format("noop")
+            .option("checkpointLocation", checkpoint)
+            .trigger(availableNow=True)
+            .start()
+        )
+        query.awaitTermination()
+        elapsed = time.perf_counter() - started
+        progress = query.recentProgress
+    rows = sum(p["numInputRows"] for p in progress)
+    if rows != expected:
+        raise RuntimeError(f"Spark read {rows} of {expected}")
+    durations = [p["durationMs"] for p in progress if p["numInputRows"]]
+    return {
+        "seconds": elapsed,
+        "batches": len(durations),
+        "latest_offset_ms": sum(d.get("latestOffset", 0) for d in durations),
+        "add_batch_ms": sum(d.get("addBatch", 0) for d in durations),
+        "first_batch_ms": durations[0].get("triggerExecution", 0) if durations else 0,
+    }
+
+
+def empty_batch(spark: SparkSession, url: str, stream: str) -> dict[str, Any]:
+    """Trigger durations of a query on an idle stream (starting at LATEST)."""
+    spark.conf.set("spark.sql.streaming.noDataProgressEventInterval", "0")
+    with tempfile.TemporaryDirectory() as checkpoint:
+        query = (
+            spark.readStream.format("kinesis")
+            .option("streamName", stream)
+            .option("endpointUrl", url)
+            .option("region", REGION)
+            .option("startingPosition", "LATEST")
+            .load()
+            .writeStream.format("noop")
+            .option("checkpointLocation", checkpoint)
+            .trigger(processingTime=IDLE_TRIGGER)
+            .start()
+        )
+        time.sleep(IDLE_SECONDS)
+        progress = query.recentProgress
+        query.stop()
+    # The first trigger plans the initial offset and starts the source's Python runner.
+    idle = [p["durationMs"] for p in progress[1:] if p["numInputRows"] == 0]
+    if not idle:
+        raise RuntimeError("no idle trigger was reported")
+    triggers = [d.get("triggerExecution", 0) for d in idle]
+    latest = [d.get("latestOffset", 0) for d in idle]
+    return {
+        "triggers": len(idle),
+        "trigger_ms_median": statistics.median(triggers),
+        "trigger_ms_max": max(triggers),
+        "latest_offset_ms_median": statistics.median(latest),
+    }
+
+
+def measure(spark: SparkSession, url: str, records: int) -> dict[str, Any]:
+    """Preloads one stream per shard count, then drains each both ways."""
+    streams = {shards: create_stream(url, shards) for shards in SHARD_COUNTS}
+    payload = event_records(records)
+    for stream in streams.values():
+        put_concurrently(url, stream, payload)
+    four = streams[4]
+    cold = spark_drain(spark, url, four, records)  # the session's first query
+    scaling: dict[str, dict[str, Any]] = {}
+    for shards in sorted(SHARD_COUNTS, reverse=True):
+        warm = spark_drain(spark, url, streams[shards], records)
+        plain_s = plain_reader(url, streams[shards], records)
+        scaling[str(shards)] = {
+            "spark_records_per_s": records / warm["seconds"],
+            "plain_records_per_s": records / plain_s,
+            "spark_vs_plain": plain_s / warm["seconds"],
+            "spark": warm,
+        }
+    return {
+        "records": records,
+        "spark_cold": cold,
+        "spark_cold_records_per_s": records / cold["seconds"],
+        "cold_start_s": cold["seconds"] - scaling["4"]["spark"]["seconds"],
+        "scaling": scaling,
+        "empty_batch": empty_batch(spark, url, four),
+    }

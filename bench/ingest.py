@@ -1,0 +1,65 @@
+"""Figure 1: the project's producer against the tutorial's loop and the emulator's ceiling."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from producer.sending import Pacer, pump
+from producer.settings import ProducerSettings
+from producer.stream import make_client
+from producer.writer import KinesisWriter, UnsentFile
+
+from bench.emulator import client, create_stream, event_records, fresh_localstack, put_concurrently
+
+SHARDS = 2  # the Compose stack's default
+
+
+def producer_writer(url: str, stream: str, count: int) -> float:
+    """The producer's own path (KinesisWriter fed by `pump`, rate unlimited); seconds."""
+    settings = ProducerSettings(kinesis_stream_name=stream, kinesis_endpoint_url=url)
+    with tempfile.TemporaryDirectory() as unsent:
+        writer = KinesisWriter(make_client(settings), stream, UnsentFile(Path(unsent) / "u.jsonl"))
+        records = iter(event_records(count))
+        started = time.perf_counter()
+        pump(writer, records, threading.Event(), Pacer(0))
+        elapsed = time.perf_counter() - started
+    if writer.stats.sent != count:
+        raise RuntimeError(f"producer sent {writer.stats.sent} of {count}")
+    return elapsed
+
+
+def tutorial_loop(url: str, stream: str, count: int) -> float:
+    """The tutorial's way: one `put_record` call per message; seconds."""
+    kinesis = client(url)
+    records = event_records(count)
+    started = time.perf_counter()
+    for record in records:
+        kinesis.put_record(StreamName=stream, Data=record.data, PartitionKey=record.partition_key)
+    return time.perf_counter() - started
+
+
+def ceiling(url: str, stream: str, count: int) -> float:
+    return put_concurrently(url, stream, event_records(count), threads=4)
+
+
+def measure(count: int) -> dict[str, Any]:
+    rates: dict[str, float] = {}
+    for name, send in (
+        ("producer", producer_writer),
+        ("tutorial_loop", tutorial_loop),
+        ("emulator_ceiling", ceiling),
+    ):
+        with fresh_localstack() as url:
+            seconds = send(url, create_stream(url, SHARDS), count)
+        rates[name] = count / seconds
+    return {
+        "records": count,
+        "shards": SHARDS,
+        "records_per_s": rates,
+        "producer_vs_ceiling": rates["producer"] / rates["emulator_ceiling"],
+        "producer_vs_tutorial": rates["producer"] / rates["tutorial_loop"],
+    }

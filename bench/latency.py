@@ -1,0 +1,150 @@
+"""Figure 3: put-to-visible latency through the consumer's own pipeline at a steady rate.
+
+The consumer's query (`consumer.app.start_query`, its `BatchSink`, the default
+2-second trigger) runs in this process's Spark session and writes to a
+temporary directory. The producer's pump, paced at the rate, writes to a fresh
+stream. A poller notes when each batch's `_SUCCESS` marker first appears;
+an event's latency is that moment minus its `event_time` (set by the producer
+when the event is taken for sending).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from consumer.app import start_query
+from consumer.settings import ConsumerSettings
+from producer.events import EventFactory, to_record
+from producer.sending import Pacer, pump
+from producer.settings import ProducerSettings
+from producer.stream import make_client
+from producer.writer import KinesisWriter, UnsentFile
+from pyspark.sql import SparkSession
+
+from bench.emulator import create_stream, fresh_localstack
+
+SHARDS = 2  # the Compose stack's default
+POLL_S = 0.05
+DRAIN_DEADLINE_S = 45.0
+WARM_UP = 20
+
+
+class SinkWatcher:
+    """Polls the sink's events folder; keeps each finished batch's first-seen time."""
+
+    def __init__(self, events_path: Path) -> None:
+        self.events_path = events_path
+        self.latencies: list[float] = []
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SinkWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_S):
+            self.poll()
+
+    def poll(self) -> None:
+        for marker in self.events_path.glob("batch_id=*/_SUCCESS"):
+            if marker.parent.name in self._seen:
+                continue
+            seen = time.time()
+            self._seen.add(marker.parent.name)
+            for part in marker.parent.glob("*.parquet"):
+                for event_time in pq.read_table(part, columns=["event_time"])["event_time"]:
+                    stamp = event_time.as_py().replace(tzinfo=UTC)
+                    self.latencies.append(seen - stamp.timestamp())
+
+
+def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, Any]:
+    count = int(rate * seconds)
+    with fresh_localstack() as url, tempfile.TemporaryDirectory() as work:
+        stream = create_stream(url, SHARDS)
+        settings = ConsumerSettings(
+            kinesis_stream_name=stream,
+            kinesis_endpoint_url=url,
+            consumer_output_path=f"{work}/output",
+            consumer_checkpoint_path=f"{work}/checkpoints",
+            consumer_console=False,
+        )
+        query = start_query(spark, settings)
+        _wait_for_first_trigger(query)
+        producer_settings = ProducerSettings(kinesis_stream_name=stream, kinesis_endpoint_url=url)
+        writer = KinesisWriter(
+            make_client(producer_settings), stream, UnsentFile(Path(work) / "unsent.jsonl")
+        )
+        with SinkWatcher(Path(settings.events_path)) as watcher:
+            # Warm-up: the first batch with data pays the Python workers' start and the
+            # sink's first write; a running consumer has paid them long ago.
+            writer.put_all(to_record(event) for event in EventFactory(1).random_events(WARM_UP))
+            _wait_until(lambda: len(watcher.latencies) >= WARM_UP, DRAIN_DEADLINE_S)
+            _wait_until(lambda: not query.status["isTriggerActive"], DRAIN_DEADLINE_S)
+            watcher.latencies.clear()
+            records = (to_record(event) for event in EventFactory(3).random_events(count))
+            # Time-bound: on a busy machine the emulator may not take `rate` records/s.
+            stopping = threading.Event()
+            threading.Timer(seconds, stopping.set).start()
+            sent_before, started = writer.stats.sent, time.perf_counter()
+            pump(writer, records, stopping, Pacer(rate))
+            sent_in = time.perf_counter() - started
+            sent = writer.stats.sent - sent_before
+            _wait_until(lambda: len(watcher.latencies) >= sent, DRAIN_DEADLINE_S)
+        # Stopping in the middle of a batch's writes only adds noise to the log.
+        _wait_until(lambda: not query.status["isTriggerActive"], DRAIN_DEADLINE_S)
+        batches = [p for p in query.recentProgress if p["numInputRows"]][1:]
+        query.stop()
+    latencies = sorted(watcher.latencies)
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "sent": sent,
+        "achieved_rate": sent / sent_in,
+        # Events not in the sink by the deadline have no latency: then p99 is a lower bound.
+        "seen": len(latencies),
+        "mean_s": sum(latencies) / len(latencies) if latencies else None,
+        "p50_s": _percentile(latencies, 50),
+        "p95_s": _percentile(latencies, 95),
+        "p99_s": _percentile(latencies, 99),
+        "batches": len(batches),
+        "batch_ms_median": _median([p["durationMs"]["triggerExecution"] for p in batches]),
+    }
+
+
+def _wait_for_first_trigger(query: Any) -> None:
+    _wait_until(lambda: bool(query.recentProgress), DRAIN_DEADLINE_S)
+
+
+def _wait_until(condition: Callable[[], bool], deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _percentile(values: list[float], percent: float) -> float | None:
+    if not values:
+        return None
+    index = min(len(values) - 1, round(percent / 100 * (len(values) - 1)))
+    return values[index]
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
+def measure(spark: SparkSession, rates: tuple[int, ...], seconds: float) -> list[dict[str, Any]]:
+    spark.conf.set("spark.sql.streaming.noDataProgressEventInterval", "0")
+    return [measure_rate(spark, rate, seconds) for rate in rates]

@@ -1,0 +1,233 @@
+"""The results as JSON, a Markdown table (measured, reference, ratio, target) and a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+Row = tuple[str, str, str, str, str, str]
+MIB = 1024 * 1024
+
+
+def _verdict(passed: bool | None) -> str:
+    return "n/a" if passed is None else ("pass" if passed else "FAIL")
+
+
+def _ingest_rows(ingest: dict[str, Any]) -> list[Row]:
+    rates = ingest["records_per_s"]
+    count = f"{ingest['records']:,} records, fresh {ingest['shards']}-shard stream each"
+    return [
+        (
+            f"1. Producer ingest ({count})",
+            f"{rates['producer']:,.0f} rec/s",
+            f"emulator ceiling {rates['emulator_ceiling']:,.0f} rec/s",
+            f"{ingest['producer_vs_ceiling']:.2f}x",
+            "≥ 0.90x",
+            _verdict(ingest["producer_vs_ceiling"] >= 0.9),
+        ),
+        (
+            "1. Producer vs the tutorial's put_record loop",
+            f"{rates['producer']:,.0f} rec/s",
+            f"tutorial loop {rates['tutorial_loop']:,.0f} rec/s",
+            f"{ingest['producer_vs_tutorial']:.1f}x",
+            "≥ 10x",
+            _verdict(ingest["producer_vs_tutorial"] >= 10),
+        ),
+    ]
+
+
+def _drain_rows(drain: dict[str, Any]) -> list[Row]:
+    four = drain["scaling"]["4"]
+    records = f"{drain['records']:,} records"
+    rows: list[Row] = [
+        (
+            f"2. Spark drain, 4 shards, availableNow to noop ({records}, warm)",
+            f"{four['spark_records_per_s']:,.0f} rec/s",
+            f"plain boto3 reader {four['plain_records_per_s']:,.0f} rec/s",
+            f"{four['spark_vs_plain']:.2f}x",
+            "≥ 0.70x",
+            _verdict(four["spark_vs_plain"] >= 0.7),
+        ),
+        (
+            "2. Spark drain incl. the session's first-query cold start",
+            f"{drain['spark_cold_records_per_s']:,.0f} rec/s",
+            f"plain boto3 reader {four['plain_records_per_s']:,.0f} rec/s",
+            f"{drain['spark_cold_records_per_s'] / four['plain_records_per_s']:.2f}x",
+            "",
+            f"cold start ≈ {drain['cold_start_s']:.1f} s",
+        ),
+    ]
+    for shards in ("1", "2", "4"):
+        figure = drain["scaling"][shards]
+        rows.append(
+            (
+                f"5. Scaling: drain at {shards} shard(s) ({records})",
+                f"Spark {figure['spark_records_per_s']:,.0f} rec/s",
+                f"plain {figure['plain_records_per_s']:,.0f} rec/s",
+                f"{figure['spark_vs_plain']:.2f}x",
+                "",
+                "",
+            )
+        )
+    empty = drain["empty_batch"]
+    rows.append(
+        (
+            f"6. Empty micro-batch on an idle 4-shard stream (median of {empty['triggers']})",
+            f"{empty['trigger_ms_median']:.0f} ms "
+            f"(latestOffset {empty['latest_offset_ms_median']:.0f} ms)",
+            f"max {empty['trigger_ms_max']:.0f} ms",
+            "",
+            "< 200 ms",
+            _verdict(empty["trigger_ms_median"] < 200),
+        )
+    )
+    return rows
+
+
+def _latency_rows(latency: list[dict[str, Any]]) -> list[Row]:
+    rows: list[Row] = []
+    for run in latency:
+        passed = run["p50_s"] < 2 if run["rate"] == 200 and run["p50_s"] is not None else None
+        rows.append(
+            (
+                f"3. End-to-end latency at {run['rate']} rec/s "
+                f"(achieved {run['achieved_rate']:,.0f}), 2 s trigger, "
+                f"{run['seen']:,} of {run['sent']:,} events in the sink",
+                f"p50 {run['p50_s']:.2f} s, p95 {run['p95_s']:.2f} s, p99 {run['p99_s']:.2f} s",
+                f"trigger interval 2 s; median batch {run['batch_ms_median'] / 1000:.1f} s",
+                f"p50 = {run['p50_s'] / 2:.1f}x the trigger",
+                "p50 < 2 s" if run["rate"] == 200 else "",
+                _verdict(passed) if passed is not None else "",
+            )
+        )
+    return rows
+
+
+def _cold_rows(cold: dict[str, Any]) -> list[Row]:
+    first = cold["first_record_s"]
+    rows: list[Row] = [
+        (
+            "4. Cold start: `docker compose up` to the first event in the sink",
+            f"{first:.1f} s" if first else "no event in time",
+            f"`up -d` returned after {cold['up_returned_s']:.1f} s",
+            f"{first / 60:.2f}x the target" if first else "",
+            "< 60 s",
+            _verdict(first is not None and first < 60),
+        )
+    ]
+    for service, size in cold["image_bytes"].items():
+        peak = cold["memory"].get(service, {}).get("peak_bytes")
+        rows.append(
+            (
+                f"4. {service}: image size, peak memory",
+                f"{size / MIB:,.0f} MiB image",
+                f"{peak / MIB:,.0f} MiB peak" if peak else "not measured",
+                "",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    rows: list[Row] = []
+    builders = (
+        ("ingest", _ingest_rows),
+        ("drain", _drain_rows),
+        ("latency", _latency_rows),
+        ("cold_start", _cold_rows),
+    )
+    for key, build in builders:
+        figure = results.get(key)
+        if isinstance(figure, dict) and "error" in figure:
+            rows.append((key, "not measured", figure["error"][:120], "", "", "FAIL"))
+        elif figure is not None:
+            rows.extend(build(figure))
+    rows.sort(key=lambda row: row[0].split(".", 1)[0])
+    lines = [
+        "| figure | measured | reference | ratio | target | result |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    machine = results.get("machine", {})
+    lines.append("")
+    lines.append(
+        f"Measured {results.get('measured_at', '?')} on {machine.get('nproc')} cores "
+        f"({machine.get('cpu')}), {machine.get('memory_gib')} GiB; `make bench` took "
+        f"{results.get('wall_s', 0):.0f} s."
+    )
+    loads = results.get("figures", {})
+    if loads:
+        shown = ", ".join(
+            f"{name} {load['load_1min_before']:.1f}→{load['load_1min_after']:.1f}"
+            for name, load in loads.items()
+        )
+        lines.append(f"1-minute load average before→after each figure (2 cores): {shown}.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8))
+    ingest, drain = results.get("ingest"), results.get("drain")
+    latency, cold = results.get("latency"), results.get("cold_start")
+    if isinstance(ingest, dict) and "records_per_s" in ingest:
+        rates = ingest["records_per_s"]
+        axis = axes[0][0]
+        axis.bar(list(rates), list(rates.values()), color=["tab:blue", "tab:gray", "tab:green"])
+        axis.set_yscale("log")
+        axis.set_title(f"1. Ingest, {ingest['records']:,} records (records/s, log)")
+    if isinstance(drain, dict) and "scaling" in drain:
+        axis = axes[0][1]
+        shards = ["1", "2", "4"]
+        spark = [drain["scaling"][s]["spark_records_per_s"] for s in shards]
+        plain = [drain["scaling"][s]["plain_records_per_s"] for s in shards]
+        positions = range(len(shards))
+        axis.bar([p - 0.2 for p in positions], spark, 0.4, label="Spark (availableNow)")
+        axis.bar([p + 0.2 for p in positions], plain, 0.4, label="plain boto3 reader")
+        axis.set_xticks(list(positions), [f"{s} shard(s)" for s in shards])
+        axis.set_title(f"2/5. Drain of {drain['records']:,} records (records/s)")
+        axis.legend()
+    if isinstance(latency, list):
+        axis = axes[1][0]
+        for offset, run in enumerate(latency):
+            values = [run["p50_s"], run["p95_s"], run["p99_s"]]
+            axis.bar(
+                [p + offset * 0.4 - 0.2 for p in range(3)],
+                values,
+                0.4,
+                label=f"{run['rate']} rec/s target",
+            )
+        axis.axhline(2, color="red", linestyle="--", label="p50 target (2 s)")
+        axis.set_xticks(range(3), ["p50", "p95", "p99"])
+        axis.set_title("3. End-to-end latency (s)")
+        axis.legend()
+    if isinstance(cold, dict) and "memory" in cold:
+        axis = axes[1][1]
+        services = list(cold["image_bytes"])
+        image = [cold["image_bytes"][s] / MIB for s in services]
+        peak = [(cold["memory"].get(s, {}).get("peak_bytes") or 0) / MIB for s in services]
+        positions = range(len(services))
+        axis.bar([p - 0.2 for p in positions], image, 0.4, label="image size")
+        axis.bar([p + 0.2 for p in positions], peak, 0.4, label="peak memory")
+        axis.set_xticks(list(positions), services)
+        first = cold["first_record_s"]
+        axis.set_title(f"4. Cold start {first:.0f} s to first event; MiB" if first else "4. MiB")
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write(results: dict[str, Any], folder: Path) -> str:
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = table(results)
+    (folder / "results.md").write_text(markdown)
+    plot(results, folder / "results.png")
+    return markdown
