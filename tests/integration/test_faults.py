@@ -43,11 +43,13 @@ def test_consumer_killed_mid_stream_resumes_without_loss_or_duplicates(stack, re
 def test_producer_killed_and_rerun_from_its_seed_creates_no_duplicates(stack, record_fault):
     stack.wait_for_sink()
     stack.expect_seeded(seed=99, count=300)
-    # 15 s of sending at 20/s: killed well before the end.
-    container = _producer_run(stack, seed=99, count=300, detach=True, rate=20).stdout.strip()
+    # 30 s of sending at 10/s, killed once its first events are in the sink.
+    container = _producer_run(stack, seed=99, count=300, detach=True, rate=10).stdout.strip()
     stack.wait_until(lambda: stack.report()["events"] > len(stack.expected) - 300, "a first batch")
+    # On a slow machine it may have finished already; the rerun below still resends
+    # every event, which is the case under test.
     subprocess.run(
-        ["docker", "kill", "--signal", "KILL", container], check=True, capture_output=True
+        ["docker", "kill", "--signal", "KILL", container], capture_output=True, check=False
     )
     started = time.monotonic()
     # The rerun sends all 300 again: the same ids, new event times.
