@@ -33,7 +33,9 @@ env: ## install uv if missing, then the locked dev environment
 	$(UV) sync --frozen
 
 test: env ## every test: unit, then integration (the whole Compose stack)
-	$(UV) run pytest
+	@# Two sessions, so the unit suites' LocalStack containers are gone before the stack starts.
+	$(UV) run pytest -m unit
+	$(UV) run pytest -m integration
 
 unit-test: env ## unit tests: real LocalStack containers and a local Spark, no Compose stack
 	$(UV) run pytest -m unit

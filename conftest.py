@@ -46,6 +46,19 @@ def _wait_for_kinesis(url: str) -> None:
     raise RuntimeError(f"LocalStack at {url} not ready within {STARTUP_DEADLINE_S}s: {last_error}")
 
 
+SUITES = ("unit", "integration", "aws")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test belongs to a suite: `make test` runs the suites by marker, so an
+    unmarked test would silently run in none of them."""
+    unmarked = [
+        item.nodeid for item in items if not any(item.get_closest_marker(s) for s in SUITES)
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"tests without a unit/integration/aws marker: {unmarked}")
+
+
 @contextmanager
 def _localstack(**settings: str) -> Iterator[str]:
     container = DockerContainer(LOCALSTACK_IMAGE).with_env("SERVICES", "kinesis")
