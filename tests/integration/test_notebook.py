@@ -3,20 +3,27 @@
 The kernel runs on the host with this environment's Python (PySpark and pyspark_kinesis
 installed), from a kernel spec written for the test, so no other `python3` kernel on the machine
 is picked up. The notebook reads its endpoint and stream name from the environment, as it does
-in the `notebook` container.
+in the `notebook` container. The `notebook` profile's JupyterLab container is started in the same
+Compose project (about two minutes to build its image on a warm build cache) and checked to
+answer with its token only.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+import socket
+import subprocess
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+import requests
 from nbclient import NotebookClient
 
 pytestmark = pytest.mark.integration
@@ -24,6 +31,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "kinesis_pyspark.ipynb"
 KERNEL = "kinesis-notebook-it"
+# Building the notebook image takes about two minutes on a warm cache; a loaded machine, more.
+BUILD_TIMEOUT_S = 900
 SAMPLES = [
     ("message1", 2),
     ("message2", 1),
@@ -103,3 +112,71 @@ def test_notebook_plots_the_counts(executed: dict[str, Any]) -> None:
 def test_notebook_deletes_its_stream(stack: Any, executed: dict[str, Any]) -> None:
     assert _output(executed["notebook"], "deleted") == "False"
     assert executed["stream_name"] not in stack.kinesis().list_streams()["StreamNames"]
+
+
+@pytest.fixture(scope="module")
+def jupyter(stack: Any) -> Iterator[dict[str, Any]]:
+    """The notebook profile's container in the stack's project, on a free port, with a token."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = {"JUPYTER_TOKEN": secrets.token_hex(16), "JUPYTER_PORT": str(port)}
+    compose = [*stack.compose.compose_command_property, "--profile", "notebook"]
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in settings.items():
+            env.setenv(name, value)
+        try:
+            subprocess.run(
+                [*compose, "up", "--detach", "--build", "--no-deps", "notebook"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                timeout=BUILD_TIMEOUT_S,
+            )
+            url = f"http://127.0.0.1:{port}"
+            stack.wait_until(lambda: _answers(url), "JupyterLab to answer", 120)
+            yield {"url": url, "token": settings["JUPYTER_TOKEN"], "compose": compose}
+        finally:
+            # The stack's own teardown knows nothing of the profile: remove the container here.
+            subprocess.run(
+                [*compose, "rm", "--stop", "--force", "notebook"],
+                cwd=ROOT,
+                timeout=120,
+                check=False,
+            )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/api", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def test_jupyter_refuses_requests_without_its_token(jupyter: dict[str, Any]) -> None:
+    answer = requests.get(f"{jupyter['url']}/api/contents/kinesis_pyspark.ipynb", timeout=10)
+    assert answer.status_code == 403
+
+
+def test_jupyter_serves_the_notebook_with_its_token(jupyter: dict[str, Any]) -> None:
+    answer = requests.get(
+        f"{jupyter['url']}/api/contents/kinesis_pyspark.ipynb",
+        headers={"Authorization": f"token {jupyter['token']}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    assert answer.json()["type"] == "notebook"
+
+
+def test_jupyter_runs_as_app_with_the_kinesis_source(jupyter: dict[str, Any]) -> None:
+    check = "import os, jupyterlab, matplotlib, pyspark_kinesis; print(os.getuid())"
+    answer = subprocess.run(
+        [*jupyter["compose"], "exec", "-T", "notebook", "python", "-c", check],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "10001"
