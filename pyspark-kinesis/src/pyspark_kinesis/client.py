@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from tenacity import (
     before_sleep_log,
     retry,
@@ -83,7 +83,12 @@ def make_client(options: KinesisOptions) -> Any:
         read_timeout=30,
         max_pool_connections=32,
     )
-    return session.client("kinesis", endpoint_url=options.endpoint_url, config=config)
+    try:
+        return session.client("kinesis", endpoint_url=options.endpoint_url, config=config)
+    except NoRegionError as error:
+        raise KinesisSourceError(
+            "no AWS region: set the region option (or AWS_DEFAULT_REGION, or a profile's region)"
+        ) from error
 
 
 def _assume_role(session: boto3.session.Session, options: KinesisOptions) -> None:
