@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,30 @@ def _bytes(text: str) -> int:
     return int(float(text))
 
 
+# Lines of the consumer's log that split its start-up, and what they mark.
+_MILESTONES = {
+    "container_first_log": re.compile(r"."),
+    "query_started": re.compile(r"query started"),
+    "first_batch_written": re.compile(r"batch \d+: [1-9]\d* events"),
+}
+
+
+def _consumer_milestones(stack: Stack, since: datetime) -> dict[str, float]:
+    """Seconds from `docker compose up` to each milestone line of the consumer's log."""
+    lines = stack.compose("logs", "--timestamps", "--no-log-prefix", "consumer", check=False)
+    found: dict[str, float] = {}
+    for line in lines.stdout.splitlines():
+        stamp, _, text = line.partition(" ")
+        for name, pattern in _MILESTONES.items():
+            if name not in found and pattern.search(text):
+                try:
+                    moment = datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00")
+                except ValueError:
+                    continue
+                found[name] = round((moment - since).total_seconds(), 1)
+    return found
+
+
 def image_sizes() -> dict[str, int]:
     sizes = {}
     for service, image in IMAGES.items():
@@ -171,7 +197,7 @@ def measure() -> dict[str, Any]:
     if len(image_sizes()) < len(IMAGES):
         stack.compose("build")  # not timed: the figure is for images already built
     watcher = MemoryWatcher(stack)
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), datetime.now(UTC)
     try:
         watcher.start()
         stack.compose("up", "-d")
@@ -185,11 +211,13 @@ def measure() -> dict[str, Any]:
             time.sleep(0.5)
         time.sleep(STEADY_S)
         memory = watcher.stop()
+        milestones = _consumer_milestones(stack, started_wall)
     finally:
         stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
     return {
         "up_returned_s": up_returned,
         "first_record_s": first_record,
+        "consumer_milestones_s": milestones,
         "image_bytes": image_sizes(),
         "memory": memory,
     }

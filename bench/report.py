@@ -115,7 +115,8 @@ def _cold_rows(cold: dict[str, Any]) -> list[Row]:
         (
             "4. Cold start: `docker compose up` to the first event in the sink",
             f"{first:.1f} s" if first else "no event in time",
-            f"`up -d` returned after {cold['up_returned_s']:.1f} s",
+            f"`up -d` returned after {cold['up_returned_s']:.1f} s; consumer log: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in cold.get("consumer_milestones_s", {}).items()),
             f"{first / 60:.2f}x the target" if first else "",
             "< 60 s",
             _verdict(first is not None and first < 60),
