@@ -27,7 +27,7 @@ IMAGES = {
     "producer": "kinesis-stack/producer:0.1.0",
     "consumer": "kinesis-stack/consumer:0.1.0",
 }
-FIRST_RECORD_DEADLINE_S = 120.0
+FIRST_RECORD_DEADLINE_S = 180.0
 # Memory keeps being watched this long after the first record: a few steady batches.
 STEADY_S = 10.0
 SAMPLE_S = 1.0
