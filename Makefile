@@ -20,10 +20,10 @@ up-aws: ## producer and consumer against real AWS (see README: Real AWS)
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.aws.yml up --build -d producer consumer
 
 down: ## stop the stack, keeping its data (checkpoints, sink)
-	$(COMPOSE) --profile cluster down
+	$(COMPOSE) --profile cluster --profile notebook down
 
 clean: ## stop the stack and delete its volumes
-	$(COMPOSE) --profile cluster down --volumes
+	$(COMPOSE) --profile cluster --profile notebook down --volumes
 
 logs: ## follow every service's log
 	$(COMPOSE) logs --follow
