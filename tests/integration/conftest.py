@@ -159,7 +159,6 @@ class Stack:
         return dict(wait_until(caught_up, f"{len(self.expected)} events in the sink"))
 
 
-_failures: list[str] = []
 # One row per fault case, printed as the README's reliability table after the run.
 FAULT_ROWS: list[dict[str, Any]] = []
 
@@ -203,11 +202,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
+def _stacks_of(item: pytest.Item) -> list[DockerCompose]:
+    """The Compose stacks a test used: a `Stack`, or a fixture's dict holding its `compose`."""
+    stacks = []
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, dict):
+            compose = value.get("compose")
+        else:
+            compose = getattr(value, "compose", None)
+        if isinstance(compose, DockerCompose) and compose not in stacks:
+            stacks.append(compose)
+    return stacks
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.failed:
-        _failures.append(item.nodeid)
+        # Attached to the failing test's own report: a session stack's teardown output is
+        # captured and never shown when the last test of the session passed.
+        for compose in _stacks_of(item):
+            stdout, stderr = compose.get_logs()
+            report.sections.append((f"compose logs ({report.when})", f"{stdout}{stderr}"))
     return report
 
 
@@ -231,8 +247,8 @@ def running_stack(profiles: list[str] | None = None, **overrides: str) -> Iterat
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)  # Compose reads them when testcontainers runs it
     compose = DockerCompose(ROOT, build=True, wait=False, quiet_build=True, profiles=profiles)
-    failures_before = len(_failures)
-    # A stack that fails to come up fails in the fixture, before any test is reported.
+    # A stack that fails to come up fails in the fixture, before any test is reported:
+    # its logs are printed here (the failing tests' own reports carry them otherwise).
     started = False
     try:
         compose.start()
@@ -242,10 +258,9 @@ def running_stack(profiles: list[str] | None = None, **overrides: str) -> Iterat
         stack.expect_seeded(int(settings["PRODUCER_SEED"]), int(settings["PRODUCER_COUNT"]))
         yield stack
     finally:
-        if not started or len(_failures) > failures_before:
-            failed = ", ".join(_failures[failures_before:]) or "the stack did not start"
+        if not started:
             stdout, stderr = compose.get_logs()
-            print(f"\n===== compose logs (failed: {failed}) =====\n{stdout}{stderr}")
+            print(f"\n===== compose logs (the stack did not start) =====\n{stdout}{stderr}")
         compose.stop()
         for name, value in saved.items():
             if value is None:
