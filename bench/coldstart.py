@@ -170,12 +170,20 @@ def _consumer_milestones(stack: Stack, since: datetime) -> dict[str, float]:
         stamp, _, text = line.partition(" ")
         for name, pattern in _MILESTONES.items():
             if name not in found and pattern.search(text):
-                try:
-                    moment = datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00")
-                except ValueError:
+                moment = _log_time(stamp)
+                if moment is None:
                     continue
                 found[name] = round((moment - since).total_seconds(), 1)
     return found
+
+
+def _log_time(stamp: str) -> datetime | None:
+    """Docker's RFC 3339 nanosecond stamp as a UTC datetime (Python parses microseconds)."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", stamp)
+    if not match:
+        return None
+    fraction = (match[2] or ".0")[:7]
+    return datetime.fromisoformat(match[1] + fraction).replace(tzinfo=UTC)
 
 
 def image_sizes() -> dict[str, int]:
