@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import requests
 from botocore.config import Config
+from consumer.settings import ConsumerSettings
 from producer.events import EventFactory, Record, to_record
 from testcontainers.core.container import DockerContainer
 
@@ -107,3 +108,15 @@ def put_concurrently(url: str, stream: str, records: list[Record], threads: int 
     for worker in workers:
         worker.join()
     return time.perf_counter() - started
+
+
+def consumer_settings(stream: str, url: str, work: str, **overrides: Any) -> ConsumerSettings:
+    """The consumer's settings for a bench stream, writing under `work`, console off."""
+    return ConsumerSettings(
+        kinesis_stream_name=stream,
+        kinesis_endpoint_url=url,
+        consumer_output_path=f"{work}/output",
+        consumer_checkpoint_path=f"{work}/checkpoints",
+        consumer_console=False,
+        **overrides,
+    )

@@ -20,7 +20,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from consumer.app import start_query
-from consumer.settings import ConsumerSettings
 from producer.events import EventFactory, to_record
 from producer.sending import Pacer, pump
 from producer.settings import ProducerSettings
@@ -28,7 +27,7 @@ from producer.stream import make_client
 from producer.writer import KinesisWriter, UnsentFile
 from pyspark.sql import SparkSession
 
-from bench.emulator import create_stream, fresh_localstack
+from bench.emulator import consumer_settings, create_stream, fresh_localstack
 
 SHARDS = 2  # the Compose stack's default
 POLL_S = 0.05
@@ -74,13 +73,7 @@ def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, An
     count = int(rate * seconds)
     with fresh_localstack() as url, tempfile.TemporaryDirectory() as work:
         stream = create_stream(url, SHARDS)
-        settings = ConsumerSettings(
-            kinesis_stream_name=stream,
-            kinesis_endpoint_url=url,
-            consumer_output_path=f"{work}/output",
-            consumer_checkpoint_path=f"{work}/checkpoints",
-            consumer_console=False,
-        )
+        settings = consumer_settings(stream, url, work)
         query = start_query(spark, settings)
         _wait_for_first_trigger(query)
         producer_settings = ProducerSettings(kinesis_stream_name=stream, kinesis_endpoint_url=url)

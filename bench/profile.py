@@ -24,7 +24,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql.streaming.datasource import ReadAllAvailable
 from pyspark_kinesis.source import KinesisDataSource
 
-from bench.emulator import create_stream, event_records, fresh_localstack, put_concurrently
+from bench.emulator import (
+    consumer_settings,
+    create_stream,
+    event_records,
+    fresh_localstack,
+    put_concurrently,
+)
 
 BATCH = 1_000
 BATCHES = 4
@@ -59,12 +65,10 @@ def sink_profile(url: str) -> None:
     spark = build_session(ConsumerSettings(consumer_console=False))
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory() as work:
-        settings = ConsumerSettings(
-            kinesis_stream_name=stream,
-            kinesis_endpoint_url=url,
-            consumer_output_path=f"{work}/output",
-            consumer_checkpoint_path=f"{work}/checkpoints",
-            consumer_console=False,
+        settings = consumer_settings(
+            stream,
+            url,
+            work,
             consumer_trigger="availableNow",
             consumer_max_records_per_trigger=BATCH,
         )
