@@ -17,11 +17,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from key_order import Position, order_violations
 from producer.events import EventFactory
 from testcontainers.compose import DockerCompose
 
@@ -128,12 +130,37 @@ class Stack:
             timeout=DEADLINE_S,
         )
 
-    def report(self) -> dict[str, Any]:
-        stdout, stderr, code = self.compose.exec_in_container(
-            ["python", "-m", "consumer", "report"], "consumer"
-        )
+    def report(self, *, rows: bool = False) -> dict[str, Any]:
+        command = ["python", "-m", "consumer", "report", *(["--rows"] if rows else [])]
+        stdout, stderr, code = self.compose.exec_in_container(command, "consumer")
         assert code == 0, stderr
         return dict(json.loads(stdout))
+
+    def stream_order(self) -> dict[str, list[Position]]:
+        """Per partition key, every record of the stream in stream order.
+
+        Read back from the stream, not taken from the put order: PutRecords keeps no
+        order within a request and resends reorder. Parents are read before their
+        children, as a key's records move from a parent shard to a child.
+        """
+        client = self.kinesis()
+        shards = {
+            shard["ShardId"]: shard
+            for page in client.get_paginator("list_shards").paginate(StreamName="events")
+            for shard in page["Shards"]
+        }
+        parents = {
+            shard_id: {shard.get("ParentShardId"), shard.get("AdjacentParentShardId")} - {None}
+            for shard_id, shard in shards.items()
+        }
+        order: dict[str, list[Position]] = {}
+        for shard_id in TopologicalSorter(parents).static_order():
+            if shard_id in shards:  # a parent past retention is listed by its children only
+                for record in _shard_records(client, shards[shard_id]):
+                    order.setdefault(record["PartitionKey"], []).append(
+                        (shard_id, record["SequenceNumber"])
+                    )
+        return order
 
     def service_state(self, service: str) -> str:
         container = self.compose.get_container(service, include_all=True)
@@ -159,18 +186,47 @@ class Stack:
         return dict(wait_until(caught_up, f"{len(self.expected)} events in the sink"))
 
 
+def _shard_records(client: Any, shard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A shard's records from TRIM_HORIZON: to its end if closed, to the latest if open."""
+    closed = "EndingSequenceNumber" in shard["SequenceNumberRange"]
+    iterator = client.get_shard_iterator(
+        StreamName="events", ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    while iterator:
+        answer = client.get_records(ShardIterator=iterator)
+        yield from answer["Records"]
+        if not closed and not answer["Records"] and answer["MillisBehindLatest"] == 0:
+            return
+        iterator = answer.get("NextShardIterator")
+
+
+def key_order_violations(stack: Stack) -> list[str]:
+    """Where the sink breaks per-partition-key order; fails if a sink row is not in the stream."""
+    batch_of = {
+        (row["shard_id"], row["sequence_number"]): row["batch_id"]
+        for row in stack.report(rows=True)["rows"]
+    }
+    stream_order = stack.stream_order()
+    in_stream = {position for positions in stream_order.values() for position in positions}
+    assert batch_of.keys() <= in_stream, (
+        f"sink rows not in the stream: {batch_of.keys() - in_stream}"
+    )
+    return order_violations(stream_order, batch_of)
+
+
 # One row per fault case, printed as the README's reliability table after the run.
 FAULT_ROWS: list[dict[str, Any]] = []
 
 
 @pytest.fixture
 def record_fault(stack: Stack) -> Callable[[str, int, float], dict[str, Any]]:
-    """Checks the sink holds exactly what was sent, and adds the case's row to the table."""
+    """Checks the sink holds exactly what was sent, in per-key order; adds the case's row."""
 
     def record(fault: str, sent: int, recovery_started: float) -> dict[str, Any]:
         report = stack.wait_for_sink()
         recovery_s = time.monotonic() - recovery_started
         in_sink = set(report["event_ids"])
+        violations = key_order_violations(stack)
         FAULT_ROWS.append(
             {
                 "fault": fault,
@@ -179,11 +235,13 @@ def record_fault(stack: Stack) -> Callable[[str, int, float], dict[str, Any]]:
                 "duplicates": report["duplicate_event_ids"],
                 "lost": len(set(stack.expected) - in_sink),
                 "recovery": f"{recovery_s:.1f} s",
+                "order": f"{len(violations)} violations" if violations else "kept",
             }
         )
         assert report["event_ids"] == sorted(stack.expected)
         assert report["duplicate_event_ids"] == 0
         assert report["dead_letters"] == stack.expected_dead_letters
+        assert not violations, "\n".join(violations)
         return report
 
     return record
@@ -193,12 +251,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not FAULT_ROWS:
         return
     terminalreporter.write_sep("=", "fault suite")
-    terminalreporter.write_line("| fault | records sent | in sink | duplicates | lost | recovery |")
-    terminalreporter.write_line("| --- | ---: | ---: | ---: | ---: | ---: |")
+    terminalreporter.write_line(
+        "| fault | records sent | in sink | duplicates | lost | recovery | order |"
+    )
+    terminalreporter.write_line("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for row in FAULT_ROWS:
         terminalreporter.write_line(
             f"| {row['fault']} | {row['sent']} | {row['in_sink']} | {row['duplicates']} "
-            f"| {row['lost']} | {row['recovery']} |"
+            f"| {row['lost']} | {row['recovery']} | {row['order']} |"
         )
 
 

@@ -2,9 +2,10 @@
 
 Cases share the session's stack, which runs with LocalStack refusing a share of
 PutRecords entries throughout (KINESIS_ERROR_PROBABILITY); after each case the
-sink must equal every event sent so far, no loss and no duplicates. Each case
-adds a row (sent, in the sink, duplicates, lost, time to recover) to the table
-printed at the end of the run.
+sink must equal every event sent so far, no loss and no duplicates, and no event
+may sit in an earlier batch than one before it under its partition key. Each case
+adds a row (sent, in the sink, duplicates, lost, time to recover, order) to the
+table printed at the end of the run.
 """
 
 from __future__ import annotations

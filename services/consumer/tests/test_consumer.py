@@ -62,7 +62,7 @@ def _put(kinesis_client, stream: str, payloads: list[bytes]) -> None:
 def _drain(env: dict[str, str]) -> dict[str, object]:
     run = _consumer([], env)
     assert run.returncode == 0, run.stderr[-3000:]
-    report = _consumer(["report"], env)
+    report = _consumer(["report", "--rows"], env)
     assert report.returncode == 0, report.stderr
     return json.loads(report.stdout)
 
@@ -92,13 +92,24 @@ def test_good_events_and_dead_letters_are_separated_exactly(consumer_env, kinesi
         "payload is not valid UTF-8": 1,
         "payload of 1001 bytes is over CONSUMER_MAX_EVENT_BYTES=1000": 1,
     }
+    # Each event's place in the stream; `_put` keys the i-th payload `key-i`.
+    assert {row["event_id"]: row["partition_key"] for row in report["rows"]} == {
+        event["event_id"]: f"key-{index}" for index, event in enumerate(events)
+    }
+    for row in report["rows"]:
+        assert row["shard_id"].startswith("shardId-")
+        assert row["sequence_number"].isdigit()
+        assert row["sub_sequence_number"] == 0
+        assert isinstance(row["batch_id"], int)
 
 
 def test_a_restart_resumes_without_loss_or_duplicates(consumer_env, kinesis_client):
     stream = consumer_env["KINESIS_STREAM_NAME"]
     first = [_event("message1", 1) for _ in range(20)]
     _put(kinesis_client, stream, [json.dumps(event).encode() for event in first])
-    assert _drain(consumer_env)["events"] == 20
+    first_report = _drain(consumer_env)
+    assert first_report["events"] == 20
+    first_batches = {row["batch_id"] for row in first_report["rows"]}
 
     second = [_event("message2", 1) for _ in range(15)]
     resent = first[:5]  # a producer retry: same ids, same event times
@@ -107,6 +118,10 @@ def test_a_restart_resumes_without_loss_or_duplicates(consumer_env, kinesis_clie
 
     assert report["event_ids"] == sorted(event["event_id"] for event in first + second)
     assert report["duplicate_event_ids"] == 0
+    # The batch id comes from the `batch_id=N` directory: the restart wrote later ones.
+    second_ids = {event["event_id"] for event in second}
+    second_batches = {row["batch_id"] for row in report["rows"] if row["event_id"] in second_ids}
+    assert min(second_batches) > max(first_batches)
 
 
 def test_a_missing_stream_stops_with_one_clear_line(consumer_env):

@@ -20,15 +20,20 @@ def main() -> None:
         choices=["run", "report"],
         help="run the streaming query (default), or print the sink's contents as JSON",
     )
-    command = parser.parse_args().command
+    parser.add_argument(
+        "--rows",
+        action="store_true",
+        help="with report: add each event's partition key, shard, sequence number and batch id",
+    )
+    arguments = parser.parse_args()
     settings = load_settings()
     logging.basicConfig(
         level=settings.consumer_log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if command == "report":
-        print_report(settings)
+    if arguments.command == "report":
+        print_report(settings, rows=arguments.rows)
         return
     sys.exit(run(settings))
 
