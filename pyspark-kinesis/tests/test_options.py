@@ -31,6 +31,7 @@ TUTORIAL = {
     "maxFetchRate": "1.5",
     "minFetchPeriod": "400ms",
     "maxFetchDuration": "5s",
+    "metadataPath": "/shared/ends",
 }
 AWS_CONNECTOR = {
     "kinesis.streamName": "events",
@@ -45,6 +46,7 @@ AWS_CONNECTOR = {
     "kinesis.maxFetchRate": "1.5",
     "kinesis.minFetchPeriod": "0.4",
     "kinesis.maxFetchDuration": "5",
+    "kinesis.metadataPath": "/shared/ends",
 }
 DATABRICKS = {
     "streamARN": STREAM_ARN,
@@ -58,6 +60,7 @@ DATABRICKS = {
     "maxFetchRate": "1.5",
     "minFetchPeriod": "400ms",
     "maxFetchDuration": "5s",
+    "metadataPath": "/shared/ends",
 }
 
 
@@ -156,7 +159,7 @@ def test_defaults() -> None:
         options.fail_on_data_loss,
         options.region,
         options.endpoint_url,
-    ) == (Position("LATEST"), MAX_RECORDS_PER_FETCH, 10.0, 0.0, True, None, None)
+    ) == (Position("LATEST"), MAX_RECORDS_PER_FETCH, None, 0.0, True, None, None)
 
 
 def test_unknown_option_is_named_with_the_accepted_names() -> None:
@@ -204,13 +207,23 @@ def test_missing_stream_is_rejected() -> None:
         ("minFetchPeriod", "1h"),
         ("maxFetchDuration", "-2s"),
         ("maxFetchDuration", "soon"),
+        ("maxFetchDuration", "0s"),
         ("failOnDataLoss", "yes"),
+        ("metadataPath", "s3://bucket/ends"),
+        ("kinesis.metadataPath", " "),
     ],
 )
 def test_bad_value_names_the_option(name: str, value: str) -> None:
     message = error_of(streamName="events", **{name: value})
     assert name.removeprefix("kinesis.") in message
     assert repr(value) in message
+
+
+@pytest.mark.parametrize(
+    ("value", "path"), [("/shared/ends", "/shared/ends"), ("file:///mnt/efs/ends", "/mnt/efs/ends")]
+)
+def test_metadata_path_is_a_local_or_mounted_directory(value: str, path: str) -> None:
+    assert parse(metadataPath=value).metadata_path == path
 
 
 @pytest.mark.parametrize(

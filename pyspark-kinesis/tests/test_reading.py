@@ -1,4 +1,4 @@
-"""Planning and reading one shard, against a real LocalStack Kinesis."""
+"""Reading one shard (takes, peeks, ranges), against a real LocalStack Kinesis."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.options import KinesisOptions
-from pyspark_kinesis.positions import TRIM_HORIZON, after
-from pyspark_kinesis.reading import plan_shard, read_range
+from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
+from pyspark_kinesis.reading import ShardEnd, TakeRead, peek_shard, read_range
+from pyspark_kinesis.shards import Take
 
 pytestmark = pytest.mark.unit
 
@@ -49,6 +50,12 @@ def wait_until_active(kinesis_client: Any, stream: str) -> None:
     raise AssertionError(f"{stream} not ACTIVE again within {RESHARD_DEADLINE_S}s")
 
 
+def let_time_pass(since_s: float) -> None:
+    """Returns once the clock is clearly past `since_s`, so later arrivals are later."""
+    while time.time() < since_s + 0.01:
+        time.sleep(0.002)
+
+
 def shard_ids(kinesis_client: Any, stream: str) -> list[str]:
     return [shard["ShardId"] for shard in kinesis_client.list_shards(StreamName=stream)["Shards"]]
 
@@ -68,73 +75,125 @@ def client(options: KinesisOptions) -> Any:
     return make_client(options)
 
 
-def test_plan_of_an_empty_shard_returns_quickly_with_nothing(
-    client: Any, options: KinesisOptions
-) -> None:
-    started = time.monotonic()
-    plan = plan_shard(client, options, SHARD_0, TRIM_HORIZON, None)
-    assert (plan.last_sequence_number, plan.records, plan.ended) == (None, 0, False)
-    assert time.monotonic() - started < options.max_fetch_duration_s / 2
+def take(
+    client: Any,
+    options: KinesisOptions,
+    start: Position = TRIM_HORIZON,
+    limit: int | None = None,
+    until_s: float | None = None,
+    shard_id: str = SHARD_0,
+) -> tuple[list[str], ShardEnd]:
+    """What a batch taking `limit` records that arrived by `until_s` reads, and its end."""
+    reader = TakeRead(client, options, shard_id, start, Take(until_s or time.time() + 60, limit))
+    read = [record["SequenceNumber"] for records in reader for record in records]
+    assert reader.end is not None
+    return read, reader.end
 
 
-def test_plan_stops_at_the_budget(
+def test_a_take_from_an_empty_shard_reads_nothing(client: Any, options: KinesisOptions) -> None:
+    assert take(client, options) == ([], ShardEnd(TRIM_HORIZON, ended=False, records=0))
+
+
+def test_a_take_stops_at_its_limit(
     client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
 ) -> None:
     sequence_numbers = put(kinesis_client, stream, 10)
-    plan = plan_shard(client, options, SHARD_0, TRIM_HORIZON, 4)
-    assert (plan.records, plan.last_sequence_number) == (4, sequence_numbers[3])
+    read, end = take(client, options, limit=4)
+    assert (read, end) == (sequence_numbers[:4], ShardEnd(after(sequence_numbers[3]), False, 4))
 
 
-def test_plan_budget_spans_several_fetches(
+def test_a_limit_spans_several_fetches(
     kinesis_endpoint: str, kinesis_client: Any, stream: str
 ) -> None:
     options = options_for(kinesis_endpoint, stream, max_records_per_fetch=3)
     sequence_numbers = put(kinesis_client, stream, 10)
-    plan = plan_shard(make_client(options), options, SHARD_0, TRIM_HORIZON, 7)
-    assert (plan.records, plan.last_sequence_number) == (7, sequence_numbers[6])
+    assert take(make_client(options), options, limit=7)[0] == sequence_numbers[:7]
 
 
-def test_plan_without_budget_takes_everything(
+def test_a_take_without_limit_reads_to_the_shards_current_end(
     client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
 ) -> None:
     sequence_numbers = put(kinesis_client, stream, 5)
-    plan = plan_shard(client, options, SHARD_0, TRIM_HORIZON, None)
-    assert (plan.records, plan.last_sequence_number) == (5, sequence_numbers[-1])
+    read, end = take(client, options)
+    assert (read, end.position) == (sequence_numbers, after(sequence_numbers[-1]))
 
 
-def test_plan_continues_after_the_previous_end(
+def test_a_take_continues_after_the_previous_end(
     client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
 ) -> None:
     sequence_numbers = put(kinesis_client, stream, 6)
-    plan = plan_shard(client, options, SHARD_0, after(sequence_numbers[1]), 3)
-    assert (plan.records, plan.last_sequence_number) == (3, sequence_numbers[4])
+    read, _ = take(client, options, after(sequence_numbers[1]), limit=3)
+    assert read == sequence_numbers[2:5]
 
 
-def test_plan_with_a_cutoff_before_all_arrivals_takes_nothing(
+def test_records_that_arrive_after_the_take_was_planned_are_left_for_the_next(
     client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
 ) -> None:
-    cutoff_s = time.time() - 5
+    early = put(kinesis_client, stream, 3)
+    planned_s = time.time()
+    let_time_pass(planned_s)
+    late = put(kinesis_client, stream, 2, first=3)
+    read, end = take(client, options, until_s=planned_s)
+    assert (read, end.position) == (early, after(early[-1]))
+    assert take(client, options, end.position)[0] == late
+
+
+def test_reading_a_take_again_returns_the_same_records(
+    client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
+) -> None:
+    put(kinesis_client, stream, 4)
+    planned_s = time.time()
+    first = take(client, options, limit=10, until_s=planned_s)
+    let_time_pass(planned_s)
+    put(kinesis_client, stream, 4, first=4)
+    assert take(client, options, limit=10, until_s=planned_s) == first
+
+
+def test_a_take_planned_before_every_arrival_reads_nothing(
+    client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
+) -> None:
+    planned_s = time.time() - 5
     put(kinesis_client, stream, 3)
-    plan = plan_shard(client, options, SHARD_0, TRIM_HORIZON, None, cutoff_s=cutoff_s)
-    assert (plan.records, plan.last_sequence_number) == (0, None)
+    assert take(client, options, until_s=planned_s)[0] == []
 
 
-def test_plan_with_a_cutoff_after_all_arrivals_takes_everything(
+def test_a_peek_sees_a_waiting_record_without_taking_it(
     client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
 ) -> None:
-    sequence_numbers = put(kinesis_client, stream, 3)
-    plan = plan_shard(client, options, SHARD_0, TRIM_HORIZON, None, cutoff_s=time.time() + 5)
-    assert (plan.records, plan.last_sequence_number) == (3, sequence_numbers[-1])
+    first = put(kinesis_client, stream, 2)[0]
+    peek = peek_shard(client, options, SHARD_0, TRIM_HORIZON, until_s=time.time())
+    assert (peek.has_records, peek.ended, peek.iterator) == (True, False, None)
+    assert take(client, options, limit=1)[0] == [first]
 
 
-def test_read_range_returns_exactly_the_planned_records(
+def test_a_peek_at_an_idle_shard_keeps_its_iterator_for_the_next_look(
+    client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
+) -> None:
+    idle = peek_shard(client, options, SHARD_0, TRIM_HORIZON, until_s=time.time())
+    assert (idle.has_records, idle.iterator is not None) == (False, True)
+    put(kinesis_client, stream, 1)
+    again = peek_shard(
+        client, options, SHARD_0, TRIM_HORIZON, until_s=time.time(), iterator=idle.iterator
+    )
+    assert again.has_records
+
+
+def test_a_peek_ignores_records_that_arrived_after_its_instant(
+    client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
+) -> None:
+    planned_s = time.time() - 5
+    put(kinesis_client, stream, 1)
+    peek = peek_shard(client, options, SHARD_0, TRIM_HORIZON, until_s=planned_s)
+    assert (peek.has_records, peek.first_arrival_s is not None) == (False, True)
+
+
+def test_read_range_returns_exactly_the_records_an_earlier_take_read(
     client: Any, options: KinesisOptions, kinesis_client: Any, stream: str
 ) -> None:
     put(kinesis_client, stream, 8)
-    plan = plan_shard(client, options, SHARD_0, TRIM_HORIZON, 5)
-    assert plan.last_sequence_number is not None
+    _, end = take(client, options, limit=5)
     put(kinesis_client, stream, 4, first=8)
-    batches = read_range(client, options, SHARD_0, TRIM_HORIZON, plan.last_sequence_number)
+    batches = read_range(client, options, SHARD_0, TRIM_HORIZON, str(end.position.argument))
     assert [record["Data"] for batch in batches for record in batch] == [
         str(n).encode() for n in range(5)
     ]
@@ -173,8 +232,10 @@ def test_split_parent_is_ended_once_drained(
         StreamName=stream, ShardToSplit=SHARD_0, NewStartingHashKey=str(2**127)
     )
     wait_until_active(kinesis_client, stream)
-    plan = plan_shard(client, options, SHARD_0, TRIM_HORIZON, None)
-    assert (plan.records, plan.ended) == (3, True)
+    _, end = take(client, options)
+    assert (end.records, end.ended) == (3, True)
+    drained = peek_shard(client, options, SHARD_0, end.position, until_s=time.time())
+    assert (drained.has_records, drained.ended) == (False, True)
 
 
 def test_merged_parents_are_ended_once_drained(
@@ -186,10 +247,8 @@ def test_merged_parents_are_ended_once_drained(
     kinesis_client.merge_shards(StreamName=stream, ShardToMerge=first, AdjacentShardToMerge=second)
     wait_until_active(kinesis_client, stream)
     client = make_client(options)
-    plans = [
-        plan_shard(client, options, shard_id, TRIM_HORIZON, None) for shard_id in (first, second)
-    ]
-    assert [plan.ended for plan in plans] == [True, True]
+    ends = [take(client, options, shard_id=shard_id)[1] for shard_id in (first, second)]
+    assert [end.ended for end in ends] == [True, True]
 
 
 def test_missing_stream_error_names_stream_and_region(kinesis_endpoint: str) -> None:

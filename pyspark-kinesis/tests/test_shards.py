@@ -9,6 +9,7 @@ from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, at_timestam
 from pyspark_kinesis.shards import (
     Shard,
     ShardProgress,
+    Take,
     initial_progress,
     progress_from_offset,
     progress_to_offset,
@@ -177,6 +178,8 @@ def test_offset_round_trips_through_json() -> None:
         "shardId-2": ShardProgress(after("4960"), ended=True),
         "shardId-1": ShardProgress(at_timestamp(QUERY_START)),
         "shardId-3": ShardProgress(TRIM_HORIZON),
+        "shardId-4": ShardProgress(after("4961"), take=Take(QUERY_START + 0.125, limit=25)),
+        "shardId-5": ShardProgress(TRIM_HORIZON, take=Take(QUERY_START)),
     }
     text = json.dumps(progress_to_offset(progress))
     assert progress_from_offset(json.loads(text)) == progress

@@ -163,21 +163,34 @@ def test_a_restart_resumes_after_the_last_committed_record(
     assert drain(frame, tmp_path).numbers == list(range(30, 60))
 
 
+@pytest.mark.parametrize("ends_noted", [True, False], ids=["ends noted", "ends not noted"])
 def test_a_replayed_batch_returns_the_very_same_records(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path, ends_noted
 ):
     stream = stream_factory(2)
     put(kinesis_client, stream, messages(0, 40))
+    # Tasks note where each batch ended under metadataPath; a plain file there makes
+    # every note fail, so the driver and the replay must find the same ends by reading.
+    metadata = tmp_path / "ends"
+    if not ends_noted:
+        metadata.write_text("not a directory")
     frame = source(
-        spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON", maxRecordsPerTrigger="10"
+        spark,
+        kinesis_endpoint,
+        stream,
+        startingPosition="TRIM_HORIZON",
+        maxRecordsPerTrigger="10",
+        metadataPath=str(metadata),
     )
-    first = drain(frame, tmp_path)
+    checkpoint = tmp_path / "checkpoint"
+    first = drain(frame, checkpoint)
+    assert metadata.is_dir() == ends_noted
     last_batch = max(first.batches)
     # A crash after the batch ran but before Spark recorded it as committed:
-    (tmp_path / "commits" / str(last_batch)).unlink()
-    (tmp_path / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
+    (checkpoint / "commits" / str(last_batch)).unlink()
+    (checkpoint / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
     put(kinesis_client, stream, messages(40, 10))  # must not leak into the replay
-    second = drain(frame, tmp_path)
+    second = drain(frame, checkpoint)
     assert second.batches[last_batch] == first.batches[last_batch]
     assert sorted(first.numbers + second.numbers) == sorted(
         list(range(50)) + [row["n"] for row in first.batches[last_batch]]

@@ -44,6 +44,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "min_fetch_period_s": ("minFetchPeriod", "kinesis.minFetchPeriod"),
     "max_fetch_duration_s": ("maxFetchDuration", "kinesis.maxFetchDuration"),
     "fail_on_data_loss": ("failOnDataLoss", "kinesis.failOnDataLoss"),
+    "metadata_path": ("metadataPath", "kinesis.metadataPath"),
 }
 _FIELD_BY_NAME = {alias.lower(): name for name, aliases in _ALIASES.items() for alias in aliases}
 # The fields KinesisOptions keeps out of its repr: error messages hide them too.
@@ -82,8 +83,9 @@ class KinesisOptions:
     max_records_per_fetch: int = MAX_RECORDS_PER_FETCH
     max_fetch_rate_mb: float | None = None
     min_fetch_period_s: float = 0.0
-    max_fetch_duration_s: float = 10.0
+    max_fetch_duration_s: float | None = None
     fail_on_data_loss: bool = True
+    metadata_path: str | None = None
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> KinesisOptions:
@@ -116,9 +118,10 @@ class KinesisOptions:
                 MAX_RECORDS_PER_FETCH,
             ),
             max_fetch_rate_mb=_positive_float(values, "max_fetch_rate_mb"),
-            min_fetch_period_s=_duration_s(values, "min_fetch_period_s", 0.0),
-            max_fetch_duration_s=_duration_s(values, "max_fetch_duration_s", 10.0),
+            min_fetch_period_s=_duration_s(values, "min_fetch_period_s") or 0.0,
+            max_fetch_duration_s=_positive_duration_s(values, "max_fetch_duration_s"),
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
+            metadata_path=_local_directory(values, "metadata_path"),
         )
 
     def starting_position_for(self, shard_id: str) -> Position:
@@ -267,9 +270,9 @@ def _positive_float(values: Mapping[str, str], name: str) -> float | None:
     return number
 
 
-def _duration_s(values: Mapping[str, str], name: str, default: float) -> float:
+def _duration_s(values: Mapping[str, str], name: str) -> float | None:
     if name not in values:
-        return default
+        return None
     match = _DURATION.match(values[name].lower())
     if match is None:
         raise KinesisOptionError(
@@ -278,6 +281,15 @@ def _duration_s(values: Mapping[str, str], name: str, default: float) -> float:
         )
     unit = match["unit"] or "s"
     return float(match["value"]) * _SECONDS_PER_UNIT.get(unit, 1.0)
+
+
+def _positive_duration_s(values: Mapping[str, str], name: str) -> float | None:
+    seconds = _duration_s(values, name)
+    if seconds is not None and seconds <= 0:
+        raise KinesisOptionError(
+            f"{_option_names(name)} must be longer than 0, not {values[name]!r}"
+        )
+    return seconds
 
 
 def _boolean(values: Mapping[str, str], name: str, *, default: bool) -> bool:
@@ -289,3 +301,17 @@ def _boolean(values: Mapping[str, str], name: str, *, default: bool) -> bool:
             f"{_option_names(name)} must be true or false, not {values[name]!r}"
         )
     return text == "true"
+
+
+def _local_directory(values: Mapping[str, str], name: str) -> str | None:
+    if name not in values:
+        return None
+    path = values[name].strip()
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    if not path or "://" in path:
+        raise KinesisOptionError(
+            f"{_option_names(name)} must be a directory path that the driver and every "
+            f"executor see (local, or a shared mount such as NFS or EFS), not {values[name]!r}"
+        )
+    return path

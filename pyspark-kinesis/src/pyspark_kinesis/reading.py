@@ -1,8 +1,9 @@
-"""Reading one shard: the GetRecords loop, planning a batch's end, and reading a planned range.
+"""Reading one shard: the GetRecords loop, a batch's records, and a look ahead for planning.
 
 Plain functions over a boto3 client, testable without Spark. The driver uses
-`plan_shard` to find where a batch ends in a shard (a real sequence number);
-the executors use `read_range` to return exactly the records up to that number.
+`peek_shard` to see whether a shard has records for the next batch; tasks use
+`TakeRead` to read what a batch takes, or `read_range` to read again up to an
+end an earlier read found.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from pyspark_kinesis.client import KinesisSourceError, call, error_code
 from pyspark_kinesis.options import KinesisOptions
-from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
+from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, parse_position
+from pyspark_kinesis.shards import Take
 
 log = logging.getLogger(__name__)
 
-# How long a task waits for records the driver already saw before calling them lost.
+# How long a task waits for records an earlier read saw before calling them lost.
 VISIBILITY_PATIENCE_S = 60.0
 _BYTES_PER_MB = 1024 * 1024
 
@@ -37,6 +40,8 @@ class Fetch:
     records: list[dict[str, Any]]
     ended: bool
     millis_behind_latest: int
+    # Records Kinesis returned from before an AT_TIMESTAMP start, left out of `records`.
+    skipped: int = 0
 
 
 @dataclass
@@ -66,13 +71,15 @@ class ShardCursor:
             log.info("iterator for %s expired; reopening at %s", self.shard_id, self.position)
             self._iterator = None
             return Fetch([], ended=False, millis_behind_latest=1)
-        records = self._at_or_after_start(answer.get("Records", []))
+        returned = answer.get("Records", [])
+        records = self._at_or_after_start(returned)
         if records:
             self.position = after(records[-1]["SequenceNumber"])
         self._iterator = answer.get("NextShardIterator")
         self.exhausted = self._iterator is None
         self._throttle_bytes(sum(len(record["Data"]) for record in records))
-        return Fetch(records, self.exhausted, int(answer.get("MillisBehindLatest", 0)))
+        behind = int(answer.get("MillisBehindLatest", 0))
+        return Fetch(records, self.exhausted, behind, skipped=len(returned) - len(records))
 
     @property
     def next_iterator(self) -> str | None:
@@ -122,55 +129,114 @@ class ShardCursor:
 
 
 @dataclass(frozen=True)
-class ShardPlan:
-    """Where a batch ends in one shard, as found by the driver."""
+class ShardEnd:
+    """Where a batch's read of a shard stopped: the next batch starts at `position`."""
 
-    shard_id: str
-    last_sequence_number: str | None
+    position: Position
+    ended: bool
     records: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"position": str(self.position), "ended": self.ended, "records": self.records}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ShardEnd:
+        return cls(
+            parse_position(document["position"]), bool(document["ended"]), int(document["records"])
+        )
+
+
+class TakeRead:
+    """The records `take` covers in a shard after `start`, in order; then `end` says where they end.
+
+    Reading stops at the first record that arrived after `take.until_s`, at
+    `take.limit` records, at the end of a closed shard, or where the shard's
+    records end for now. The last case is the same on a later read too: a
+    record added afterwards arrives after `until_s`, which was fixed earlier.
+    """
+
+    def __init__(
+        self, client: Any, options: KinesisOptions, shard_id: str, start: Position, take: Take
+    ) -> None:
+        self.start = start
+        self.take = take
+        self._cursor = ShardCursor(client, options, shard_id, start)
+        self._max_per_fetch = options.max_records_per_fetch
+        self.end: ShardEnd | None = None
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        limit = self.take.limit
+        last: str | None = None
+        taken = 0
+        ended = False
+        while limit is None or taken < limit:
+            room = self._max_per_fetch if limit is None else min(limit - taken, self._max_per_fetch)
+            fetch = self._cursor.fetch(room)
+            wanted = list(
+                takewhile(
+                    lambda record: record["ApproximateArrivalTimestamp"] <= self.take.until_s,
+                    fetch.records,
+                )
+            )
+            if wanted:
+                last = wanted[-1]["SequenceNumber"]
+                taken += len(wanted)
+                yield wanted
+            if len(wanted) < len(fetch.records):
+                break
+            if fetch.ended:
+                ended = True
+                break
+            if fetch.millis_behind_latest == 0 and len(fetch.records) < room:
+                break
+        self.end = ShardEnd(after(last) if last else self.start, ended, taken)
+
+    def read_to_end(self) -> ShardEnd:
+        """Reads the records only to learn where they end."""
+        for _ in self:
+            pass
+        assert self.end is not None
+        return self.end
+
+
+@dataclass(frozen=True)
+class Peek:
+    """A look at the first record after a shard's position, as a batch being planned sees it."""
+
+    has_records: bool
+    first_arrival_s: float | None
     ended: bool
     millis_behind_latest: int
-    # The iterator right after the batch's last record, when planning stopped on a
-    # response boundary: the next plan of this shard starts with it, saving a call.
-    next_iterator: str | None = None
+    # Still at the position (nothing was taken), so the next look can use it.
+    iterator: str | None
 
 
-def plan_shard(
+def peek_shard(
     client: Any,
     options: KinesisOptions,
     shard_id: str,
-    start: Position,
-    budget: int | None,
+    position: Position,
     *,
-    cutoff_s: float | None = None,
+    until_s: float,
     iterator: str | None = None,
-) -> ShardPlan:
-    """Reads ahead from `start` to find the last record this batch takes from the shard.
+) -> Peek:
+    """Whether a record that arrived by `until_s` waits after `position`; one GetRecords call.
 
-    Stops at the budget, at the shard's current end, at the first record that
-    arrived after `cutoff_s` (Trigger.AvailableNow), or after maxFetchDuration,
-    whichever comes first. The records themselves are discarded. `iterator`, if
-    given, must point at `start` (a previous plan's `next_iterator`).
+    `iterator`, if given, must point at `position` (an earlier Peek's `iterator`).
     """
-    cursor = ShardCursor(client, options, shard_id, start, _iterator=iterator)
-    deadline = time.monotonic() + options.max_fetch_duration_s
-    last: str | None = None
-    taken = 0
-    behind = 0
-    while budget is None or taken < budget:
-        room = options.max_records_per_fetch if budget is None else budget - taken
-        fetch = cursor.fetch(min(room, options.max_records_per_fetch))
-        behind = fetch.millis_behind_latest
-        for record in fetch.records:
-            if cutoff_s is not None and record["ApproximateArrivalTimestamp"] > cutoff_s:
-                return ShardPlan(shard_id, last, taken, False, behind)
-            last = record["SequenceNumber"]
-            taken += 1
-        if fetch.ended:
-            return ShardPlan(shard_id, last, taken, True, 0)
-        if (not fetch.records and behind == 0) or time.monotonic() > deadline:
-            break
-    return ShardPlan(shard_id, last, taken, False, behind, cursor.next_iterator)
+    cursor = ShardCursor(client, options, shard_id, position, _iterator=iterator)
+    fetch = cursor.fetch(1)
+    while fetch.skipped and not fetch.records and not fetch.ended:
+        # An AT_TIMESTAMP start lands on a whole second: step over its earlier records.
+        fetch = cursor.fetch(options.max_records_per_fetch)
+    first = fetch.records[0]["ApproximateArrivalTimestamp"] if fetch.records else None
+    return Peek(
+        has_records=first is not None and first <= until_s,
+        first_arrival_s=first,
+        ended=fetch.ended and not fetch.records,
+        millis_behind_latest=fetch.millis_behind_latest,
+        iterator=None if fetch.records else cursor.next_iterator,
+    )
 
 
 def read_range(
@@ -178,8 +244,8 @@ def read_range(
 ) -> Iterator[list[dict[str, Any]]]:
     """Yields the records after `start` up to and including `last_sequence_number`, in order.
 
-    The driver saw these records while planning, so they exist; a shard that
-    seems to end early is waited for (eventual visibility), then reported.
+    An earlier read of the same batch saw these records, so they exist; a shard
+    that seems to end early is waited for (eventual visibility), then reported.
     """
     cursor = ShardCursor(client, options, shard_id, start)
     last = int(last_sequence_number)
@@ -200,7 +266,7 @@ def read_range(
             _report_loss(
                 options,
                 f"shard {shard_id} of {options.stream_name!r} ended at {cursor.position} before "
-                f"record {last_sequence_number} that this batch planned to read: the records were "
+                f"record {last_sequence_number} that this batch read before: the records were "
                 "trimmed (retention) or the stream was recreated",
             )
             return

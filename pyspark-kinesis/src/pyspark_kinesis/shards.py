@@ -36,18 +36,53 @@ class Shard:
 
 
 @dataclass(frozen=True)
+class Take:
+    """What a planned batch takes from a shard after its position.
+
+    The records that arrived at or before `until_s`, and at most `limit` of them.
+    Both bounds are fixed when the batch is planned, so reading the shard again
+    from the same position under the same Take returns the same records: a batch
+    is replayable although where it ends is only known once it has been read.
+    """
+
+    until_s: float
+    limit: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"until": self.until_s, "limit": self.limit}
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Take:
+        limit = document.get("limit")
+        return cls(float(document["until"]), None if limit is None else int(limit))
+
+
+@dataclass(frozen=True)
 class ShardProgress:
-    """How far a query has read one shard: where the next read starts, and whether it ended."""
+    """How far a query has read one shard.
+
+    Either a known place (`position`, and whether the shard ended there), or,
+    with `take`, the place a batch reaches by taking `take` from `position`.
+    """
 
     position: Position
     ended: bool = False
+    take: Take | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"position": str(self.position), "ended": self.ended}
+        document = {"position": str(self.position), "ended": self.ended}
+        if self.take is not None:
+            document["take"] = self.take.to_json()
+        return document
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> ShardProgress:
-        return cls(parse_position(document["position"]), bool(document.get("ended", False)))
+        take = document.get("take")
+        return cls(
+            parse_position(document["position"]),
+            bool(document.get("ended", False)),
+            None if take is None else Take.from_json(take),
+        )
 
 
 Progress = dict[str, ShardProgress]

@@ -1,42 +1,45 @@
 """The Spark-facing classes: the data source, its stream reader and the shard partition.
 
-How a batch replays exactly
----------------------------
-A Kinesis batch's end is not known before the records are read, yet Spark
-writes a batch's end offset to its log *before* running the batch, and on a
-restart re-runs an unfinished batch from the logged (start, end). So the driver
-finds each batch's end by reading ahead (`latestOffset` -> `plan_shard`): per
-shard, the sequence number of the last record the batch takes. The offset holds
-real sequence numbers, and a task reads exactly the records in
-(start, end] of its shard. A replay returns the very same records, with no side
-files beside the checkpoint, on any cluster.
+How a batch replays exactly, reading each record once
+-----------------------------------------------------
+A Kinesis batch's end is not known before its records are read, yet Spark
+logs a batch's end offset *before* running it, and re-runs an unfinished batch
+from the logged (start, end) after a restart. So the end offset the driver
+logs says, per shard, where the batch starts and what it takes (`Take`): the
+records that arrived by the planning instant, at most the batch's share of
+`maxRecordsPerTrigger`. Both bounds are fixed at planning, so any read of the
+batch returns the same records; the driver only looks at one record per shard
+to see whether there is anything to take (`peek_shard`).
 
-The price: each record is fetched twice, once by the driver (which only notes
-sequence numbers and never ships data) and once by a task. Against Kinesis'
-per-shard read limits (5 GetRecords/s, 2 MB/s) that halves the headroom a
-single query has; the AWS connector avoids it by storing each batch's real end
-per shard under the checkpoint, at the cost of a shared metadata store. Use
-`maxFetchRate`/`minFetchPeriod` when several consumers share a busy shard.
+The task that reads a shard's batch notes where it ended in a small file under
+`metadataPath` (`EndStore`, the AWS connector's design); the driver starts the
+next batch there, and a retried or replayed task reads exactly to it. Without
+the file (executors on other machines and no shared `metadataPath`) the driver
+reads the batch's records again to find the same end: slower, equally exact.
 
-Other limits: `maxRecordsPerTrigger` counts Kinesis records, before KPL
-de-aggregation. `LATEST` is the arrival time at which the query first plans,
-so a record whose approximate arrival time is skewed across that instant may
-fall either side; and as Spark logs no start offset for the first batch, a
-query that dies before its first batch commits pins a new instant on restart
-(its sink never committed that batch, so nothing is doubled or lost in it).
+Limits: the bound is Kinesis' approximate arrival time against the driver's
+clock, so clocks should agree (NTP), and a record Kinesis accepted before the
+planning instant but shows only after a task has read the shard's end falls to
+the next batch, or, if the driver must re-read to find the end and sees it by
+then, is not read at all: on clusters, give every node the same `metadataPath`.
+`maxRecordsPerTrigger` counts Kinesis records, before KPL de-aggregation, and
+is shared among the shards that have records. `LATEST` is the arrival time at
+which the query first plans, so a record whose approximate arrival time is
+skewed across that instant may fall either side; and as Spark logs no start
+offset for the first batch, a query that dies before its first batch commits
+pins a new instant on restart (its sink never committed that batch, so nothing
+is doubled or lost in it).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
-from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.streaming.datasource import (
     ReadAllAvailable,
     ReadLimit,
@@ -54,22 +57,28 @@ from pyspark.sql.types import (
 
 from pyspark_kinesis.aggregation import user_records
 from pyspark_kinesis.client import call, make_client
+from pyspark_kinesis.ends import EndStore
 from pyspark_kinesis.options import KinesisOptions
-from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
-from pyspark_kinesis.reading import ShardPlan, plan_shard, read_range
+from pyspark_kinesis.positions import Position
+from pyspark_kinesis.reading import Peek, ShardEnd, TakeRead, peek_shard, read_range
 from pyspark_kinesis.shards import (
     Progress,
     Shard,
     ShardProgress,
+    Take,
     initial_progress,
     progress_from_offset,
     progress_to_offset,
     with_new_shards,
 )
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 log = logging.getLogger(__name__)
 
 _MICROS_PER_SECOND = 1_000_000
+T = TypeVar("T")
 
 SCHEMA = StructType(
     [
@@ -112,27 +121,29 @@ class KinesisDataSource(DataSource):
         return KinesisStreamReader(self.kinesis_options)
 
 
-class ShardRange(InputPartition):
-    """The records of one shard after `start`, up to and including `last_sequence_number`."""
+class ShardBatch(InputPartition):
+    """What one batch takes from one shard: `take` after `start`."""
 
-    def __init__(self, shard_id: str, start: Position, last_sequence_number: str) -> None:
+    def __init__(self, shard_id: str, start: Position, take: Take) -> None:
         super().__init__(shard_id)
         self.shard_id = shard_id
         self.start = start
-        self.last_sequence_number = last_sequence_number
+        self.take = take
 
 
 class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
-    """Plans batches on the driver as per-shard sequence ranges; tasks read one shard each."""
+    """Plans batches on the driver as per-shard takes; tasks read one shard each."""
 
     def __init__(self, options: KinesisOptions) -> None:
         self.options = options
+        self.ends = EndStore(options)
         self._client: Any = None
         self._available_now: tuple[float, frozenset[str]] | None = None
         self._initial_offset: dict[str, Any] | None = None
         self._behind_ms: dict[str, int] = {}
-        # shard id -> (position, iterator at that position), from the last plan.
+        # shard id -> (position, iterator still at that position), from the last look.
         self._iterators: dict[str, tuple[Position, str]] = {}
+        self._warned_about_rereading = False
 
     def __getstate__(self) -> dict[str, Any]:
         # Spark pickles the reader to run `read` on executors: the client stays behind.
@@ -173,17 +184,30 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
         cutoff_s, eligible = self._available_now or (None, None)
-        progress = with_new_shards(progress_from_offset(start), self._list_shards(), eligible)
+        until_s = time.time() if cutoff_s is None else cutoff_s
+        known = self._where_batches_ended(progress_from_offset(start))
+        progress = with_new_shards(known, self._list_shards(), eligible)
         readable = sorted(shard_id for shard_id, state in progress.items() if not state.ended)
+        peeks = self._peek(progress, readable, until_s)
+        self._behind_ms = {shard_id: peek.millis_behind_latest for shard_id, peek in peeks.items()}
+        for shard_id, peek in peeks.items():
+            if peek.ended:
+                progress[shard_id] = ShardProgress(progress[shard_id].position, ended=True)
+        with_records = [shard_id for shard_id, peek in peeks.items() if peek.has_records]
+        if not with_records and progress == known:
+            return start  # nothing to read: Spark runs no batch
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
-        plans = self._plan(progress, readable, budget, cutoff_s)
-        self._behind_ms = {plan.shard_id: plan.millis_behind_latest for plan in plans.values()}
-        self._iterators = {}
-        for shard_id, plan in plans.items():
-            position = after(plan.last_sequence_number) if plan.last_sequence_number else None
-            progress[shard_id] = ShardProgress(position or progress[shard_id].position, plan.ended)
-            if plan.next_iterator:
-                self._iterators[shard_id] = (progress[shard_id].position, plan.next_iterator)
+        shares = _split(budget, with_records, self.options.max_records_per_shard)
+        for shard_id, share in shares.items():
+            if share == 0:
+                continue
+            window = self.options.max_fetch_duration_s
+            first_arrival_s = peeks[shard_id].first_arrival_s
+            shard_until_s = until_s
+            if window is not None and first_arrival_s is not None:
+                shard_until_s = min(until_s, first_arrival_s + window)
+            take = Take(shard_until_s, share)
+            progress[shard_id] = ShardProgress(progress[shard_id].position, take=take)
         return progress_to_offset(progress)
 
     def reportLatestOffset(self) -> dict[str, Any] | None:
@@ -192,26 +216,35 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return {"millisBehindLatest": dict(sorted(self._behind_ms.items()))}
 
     def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
-        before = progress_from_offset(start)
-        ranges = []
-        for shard_id, state in sorted(progress_from_offset(end).items()):
-            first = before[shard_id].position if shard_id in before else TRIM_HORIZON
-            if state.position != first and state.position.kind == "AFTER_SEQUENCE_NUMBER":
-                ranges.append(ShardRange(shard_id, first, str(state.position.argument)))
-        return ranges
+        return [
+            ShardBatch(shard_id, state.position, state.take)
+            for shard_id, state in sorted(progress_from_offset(end).items())
+            if state.take is not None
+        ]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        assert isinstance(partition, ShardRange)
+        # Imported here, on the executors: the driver's planning process never needs
+        # pyarrow, and its import is a third of a second of every query's start.
+        from pyspark.sql.pandas.types import to_arrow_schema  # noqa: PLC0415
+
+        assert isinstance(partition, ShardBatch)
         client = make_client(self.options)
         arrow_schema = to_arrow_schema(SCHEMA, timezone="UTC")
-        for records in read_range(
-            client,
-            self.options,
-            partition.shard_id,
-            partition.start,
-            partition.last_sequence_number,
-        ):
-            yield _to_arrow(records, self.options.stream_name, partition.shard_id, arrow_schema)
+        shard_id, start, take = partition.shard_id, partition.start, partition.take
+        known_end = self.ends.get(shard_id, start, take)
+        if known_end is None:
+            records: Iterable[list[dict[str, Any]]] = TakeRead(
+                client, self.options, shard_id, start, take
+            )
+        elif known_end.position == start:
+            return
+        else:
+            last = str(known_end.position.argument)
+            records = read_range(client, self.options, shard_id, start, last)
+        for chunk in records:
+            yield _to_arrow(chunk, self.options.stream_name, shard_id, arrow_schema)
+        if isinstance(records, TakeRead) and records.end is not None:
+            self.ends.put(shard_id, start, take, records.end)
 
     def _list_shards(self) -> list[Shard]:
         shards: list[Shard] = []
@@ -223,29 +256,62 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 return shards
             request = {"NextToken": answer["NextToken"]}
 
-    def _plan(
-        self, progress: Progress, shard_ids: list[str], budget: int | None, cutoff_s: float | None
-    ) -> dict[str, ShardPlan]:
-        """Plans every readable shard in parallel, sharing a row budget fairly between them."""
-        if not shard_ids:
-            return {}
-        shares = _split(budget, shard_ids, self.options.max_records_per_shard)
+    def _where_batches_ended(self, progress: Progress) -> Progress:
+        """`progress` with every take replaced by the place it reached."""
+        taken = {shard_id: state for shard_id, state in progress.items() if state.take}
 
-        def plan(shard_id: str) -> ShardPlan:
+        def end_of(shard_id: str) -> ShardEnd:
+            state = taken[shard_id]
+            assert state.take is not None
+            known_end = self.ends.get(shard_id, state.position, state.take)
+            if known_end is not None:
+                return known_end
+            if not self._warned_about_rereading:
+                self._warned_about_rereading = True
+                log.warning(
+                    "no batch end noted under metadataPath=%s for %s; the driver reads the "
+                    "batch again to find it (slower): give the driver and every executor the "
+                    "same metadataPath",
+                    self.ends.root,
+                    shard_id,
+                )
+            return TakeRead(
+                self.client, self.options, shard_id, state.position, state.take
+            ).read_to_end()
+
+        ends = self._each_shard(end_of, list(taken))
+        resolved = dict(progress)
+        for shard_id, end in ends.items():
+            resolved[shard_id] = ShardProgress(end.position, end.ended)
+        return resolved
+
+    def _peek(self, progress: Progress, shard_ids: list[str], until_s: float) -> dict[str, Peek]:
+        def peek(shard_id: str) -> Peek:
             position = progress[shard_id].position
             saved_position, iterator = self._iterators.get(shard_id, (None, None))
-            return plan_shard(
+            return peek_shard(
                 self.client,
                 self.options,
                 shard_id,
                 position,
-                shares[shard_id],
-                cutoff_s=cutoff_s,
+                until_s=until_s,
                 iterator=iterator if saved_position == position else None,
             )
 
+        peeks = self._each_shard(peek, shard_ids)
+        self._iterators = {
+            shard_id: (progress[shard_id].position, peek.iterator)
+            for shard_id, peek in peeks.items()
+            if peek.iterator
+        }
+        return peeks
+
+    def _each_shard(self, work: Callable[[str], T], shard_ids: list[str]) -> dict[str, T]:
+        """`work` for every shard, in parallel: one slow shard does not hold up the others."""
+        if not shard_ids:
+            return {}
         with ThreadPoolExecutor(max_workers=min(32, len(shard_ids))) as pool:
-            return {found.shard_id: found for found in pool.map(plan, shard_ids)}
+            return dict(zip(shard_ids, pool.map(work, shard_ids), strict=True))
 
 
 def _split(
@@ -278,6 +344,8 @@ def _to_arrow(
             columns["approximateArrivalTimestamp"].append(
                 int(record["ApproximateArrivalTimestamp"] * _MICROS_PER_SECOND)
             )
+    import pyarrow as pa  # noqa: PLC0415 (see `read`)
+
     rows = len(columns["data"])
     columns["streamName"] = [stream_name] * rows
     columns["shardId"] = [shard_id] * rows

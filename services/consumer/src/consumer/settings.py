@@ -92,6 +92,10 @@ class ConsumerSettings(BaseSettings):
             options["endpointUrl"] = self.kinesis_endpoint_url
         if self.consumer_max_records_per_trigger:
             options["maxRecordsPerTrigger"] = str(self.consumer_max_records_per_trigger)
+        if "://" not in self.consumer_checkpoint_path:
+            # Beside the checkpoint, on the volume the cluster's workers share too: where
+            # tasks note each batch's end, so the driver never reads a record twice.
+            options["metadataPath"] = f"{self.consumer_checkpoint_path.rstrip('/')}/kinesis-ends"
         return options
 
 

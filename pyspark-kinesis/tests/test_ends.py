@@ -1,0 +1,60 @@
+"""EndStore: batch ends noted as files, found again by what fixed the batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark_kinesis.ends import ENTRIES_KEPT_PER_SHARD, EndStore
+from pyspark_kinesis.options import KinesisOptions
+from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
+from pyspark_kinesis.reading import ShardEnd
+from pyspark_kinesis.shards import Take
+
+pytestmark = pytest.mark.unit
+
+SHARD = "shardId-000000000000"
+TAKE = Take(until_s=1_764_000_000.25, limit=10)
+END = ShardEnd(after("49590000000000000000000000002"), ended=False, records=10)
+
+
+def store(root: Path, stream: str = "events") -> EndStore:
+    return EndStore(KinesisOptions(stream_name=stream, metadata_path=str(root)))
+
+
+def test_a_noted_end_is_found_by_the_same_shard_start_and_take(tmp_path: Path) -> None:
+    store(tmp_path).put(SHARD, TRIM_HORIZON, TAKE, END)
+    assert store(tmp_path).get(SHARD, TRIM_HORIZON, TAKE) == END
+
+
+@pytest.mark.parametrize(
+    ("shard_id", "start", "take", "stream"),
+    [
+        ("shardId-000000000001", TRIM_HORIZON, TAKE, "events"),
+        (SHARD, after("1"), TAKE, "events"),
+        (SHARD, TRIM_HORIZON, Take(TAKE.until_s, limit=11), "events"),
+        (SHARD, TRIM_HORIZON, Take(TAKE.until_s + 0.001, limit=10), "events"),
+        (SHARD, TRIM_HORIZON, TAKE, "orders"),
+    ],
+)
+def test_another_batch_finds_no_end(
+    tmp_path: Path, shard_id: str, start: Position, take: Take, stream: str
+) -> None:
+    store(tmp_path).put(SHARD, TRIM_HORIZON, TAKE, END)
+    assert store(tmp_path, stream).get(shard_id, start, take) is None
+
+
+def test_each_shard_keeps_only_its_newest_ends(tmp_path: Path) -> None:
+    ends = store(tmp_path)
+    for n in range(ENTRIES_KEPT_PER_SHARD + 5):
+        ends.put(SHARD, after(str(n)), TAKE, END)
+    assert len(list(tmp_path.rglob("*.json"))) == ENTRIES_KEPT_PER_SHARD
+    assert ends.get(SHARD, after(str(ENTRIES_KEPT_PER_SHARD + 4)), TAKE) == END
+
+
+def test_an_unusable_directory_costs_the_note_not_the_batch(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    ends = store(blocked)
+    ends.put(SHARD, TRIM_HORIZON, TAKE, END)  # logs a warning, raises nothing
+    assert ends.get(SHARD, TRIM_HORIZON, TAKE) is None
