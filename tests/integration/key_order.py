@@ -38,6 +38,17 @@ def order_violations(
     return violations
 
 
+def keys_over_several_batches(
+    stream_order: Mapping[str, Sequence[Position]], batch_of: Mapping[Position, int]
+) -> int:
+    """How many keys have records in more than one batch: where order could have broken."""
+    return sum(
+        1
+        for positions in stream_order.values()
+        if len({batch_of[position] for position in positions if position in batch_of}) > 1
+    )
+
+
 def _named(position: Position) -> str:
     shard_id, sequence_number = position
     return f"{shard_id} #{sequence_number}"

@@ -33,7 +33,11 @@ def _producer_run(stack, seed: int, count: int, *, detach: bool, rate: int = 100
 def test_consumer_killed_mid_stream_resumes_without_loss_or_duplicates(stack, record_fault):
     stack.wait_for_sink()
     before = len(stack.expected)
-    stack.put_events(100, "message1")
+    # A first share in the sink, so each key's events span the kill; then killed
+    # while it is most likely reading the second share.
+    stack.put_events(50, "message1")
+    stack.wait_for_sink()
+    stack.put_events(50, "message1")
     stack.run("kill", "-s", "SIGKILL", "consumer")
     stack.put_events(100, "message2")
     started = time.monotonic()
@@ -60,11 +64,21 @@ def test_producer_killed_and_rerun_from_its_seed_creates_no_duplicates(stack, re
 
 def test_injected_throttling_loses_nothing(stack, record_fault):
     stack.wait_for_sink()
+    before = len(stack.expected)
     stack.expect_seeded(seed=77, count=500)
     started = time.monotonic()
     run = _producer_run(stack, seed=77, count=500, detach=False)
     assert "unsent=0" in run.stderr + run.stdout
-    record_fault("PutRecords throttled (KINESIS_ERROR_PROBABILITY=0.2)", 500, started)
+    # The producer keys each event by its id; these share seven keys, and each round's
+    # refused entries are resent out of order, across several batches.
+    for _ in range(3):
+        stack.put_events(30, "message3")
+        stack.wait_for_sink()
+    record_fault(
+        "PutRecords throttled (KINESIS_ERROR_PROBABILITY=0.2)",
+        len(stack.expected) - before,
+        started,
+    )
 
 
 def _open_shards(client) -> list[dict[str, Any]]:

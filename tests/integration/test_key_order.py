@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from key_order import order_violations
+from key_order import keys_over_several_batches, order_violations
 
 # A unit test beside the suite that uses the check: it needs no stack.
 pytestmark = pytest.mark.unit
@@ -37,3 +37,8 @@ def test_records_not_in_the_sink_are_skipped():
     # The resend ("shard-1", "4") was dropped; the dead letter ("shard-0", "3") is elsewhere.
     batch_of = {("shard-0", "1"): 0, ("shard-2", "7"): 1, ("shard-1", "2"): 5}
     assert order_violations(STREAM_ORDER, batch_of) == []
+
+
+def test_keys_over_several_batches_counts_only_keys_split_between_batches():
+    batch_of = {("shard-0", "1"): 0, ("shard-2", "7"): 2, ("shard-1", "2"): 1, ("shard-1", "4"): 1}
+    assert keys_over_several_batches(STREAM_ORDER, batch_of) == 1
