@@ -29,6 +29,8 @@ def _executors(stack) -> list[dict[str, Any]]:
 
 
 def _application_running(stack) -> bool:
+    # A consumer that exited will never start its application: fail now, with its log.
+    assert "exited" not in stack.service_state("consumer"), "the consumer exited"
     try:
         return bool(requests.get(f"{stack.spark_ui}/api/v1/applications", timeout=5).json())
     except requests.RequestException:
