@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pyspark.sql.streaming.datasource import ReadAllAvailable
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
 from pyspark_kinesis.reading import ShardEnd, TakeRead, peek_shard, read_range
 from pyspark_kinesis.shards import Take
+from pyspark_kinesis.source import KinesisStreamReader
 
 pytestmark = pytest.mark.unit
 
@@ -263,3 +266,31 @@ def test_unreachable_endpoint_error_names_the_endpoint() -> None:
     client = make_client(options)
     with pytest.raises(KinesisSourceError, match=r"http://127\.0\.0\.1:9"):
         call(options, client.list_shards, StreamName=options.stream_name)
+
+
+def test_idle_triggers_never_read_the_last_batch_again(
+    kinesis_endpoint: str, kinesis_client: Any, stream: str, tmp_path: Path
+) -> None:
+    # No usable metadataPath: the driver must read the batch once to find its end.
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    options = options_for(
+        kinesis_endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(blocked)
+    )
+    reader = KinesisStreamReader(options)
+    put(kinesis_client, stream, 5)
+    start = reader.initialOffset()
+    end = reader.latestOffset(start, ReadAllAvailable())
+    records_fetched = []
+    get_records = reader.client.get_records
+
+    def counting_get_records(**request: Any) -> Any:
+        answer = get_records(**request)
+        records_fetched.append(len(answer["Records"]))
+        return answer
+
+    reader.client.get_records = counting_get_records
+    assert reader.latestOffset(end, ReadAllAvailable()) == end  # nothing new
+    assert sum(records_fetched) == 5  # found where the batch ended, by reading it
+    assert reader.latestOffset(end, ReadAllAvailable()) == end
+    assert sum(records_fetched) == 5  # and not again

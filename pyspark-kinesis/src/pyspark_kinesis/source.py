@@ -78,6 +78,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MICROS_PER_SECOND = 1_000_000
+K = TypeVar("K")
 T = TypeVar("T")
 
 SCHEMA = StructType(
@@ -143,13 +144,17 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._behind_ms: dict[str, int] = {}
         # shard id -> (position, iterator still at that position), from the last look.
         self._iterators: dict[str, tuple[Position, str]] = {}
+        # Where the batches of the last start offset ended: every idle trigger plans
+        # from that same offset, and must not look (or, with no note, read) again.
+        self._found_ends: dict[tuple[str, Position, Take], ShardEnd] = {}
         self._warned_about_rereading = False
 
     def __getstate__(self) -> dict[str, Any]:
-        # Spark pickles the reader to run `read` on executors: the client stays behind.
+        # Spark pickles the reader to run `read` on executors: the driver's state stays behind.
         state = dict(self.__dict__)
         state["_client"] = None
         state["_iterators"] = {}
+        state["_found_ends"] = {}
         return state
 
     @property
@@ -198,10 +203,10 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             return start  # nothing to read: Spark runs no batch
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
         shares = _split(budget, with_records, self.options.max_records_per_shard)
+        window = self.options.max_fetch_duration_s
         for shard_id, share in shares.items():
             if share == 0:
                 continue
-            window = self.options.max_fetch_duration_s
             first_arrival_s = peeks[shard_id].first_arrival_s
             shard_until_s = until_s
             if window is not None and first_arrival_s is not None:
@@ -231,20 +236,22 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         client = make_client(self.options)
         arrow_schema = to_arrow_schema(SCHEMA, timezone="UTC")
         shard_id, start, take = partition.shard_id, partition.start, partition.take
+
+        def arrow(chunks: Iterable[list[dict[str, Any]]]) -> Iterator[pa.RecordBatch]:
+            for chunk in chunks:
+                yield _to_arrow(chunk, self.options.stream_name, shard_id, arrow_schema)
+
         known_end = self.ends.get(shard_id, start, take)
-        if known_end is None:
-            records: Iterable[list[dict[str, Any]]] = TakeRead(
-                client, self.options, shard_id, start, take
-            )
-        elif known_end.position == start:
+        if known_end is not None:
+            # Read before (a retry, a replay): exactly to where that read ended.
+            if known_end.position != start:
+                last = str(known_end.position.argument)
+                yield from arrow(read_range(client, self.options, shard_id, start, last))
             return
-        else:
-            last = str(known_end.position.argument)
-            records = read_range(client, self.options, shard_id, start, last)
-        for chunk in records:
-            yield _to_arrow(chunk, self.options.stream_name, shard_id, arrow_schema)
-        if isinstance(records, TakeRead) and records.end is not None:
-            self.ends.put(shard_id, start, take, records.end)
+        take_read = TakeRead(client, self.options, shard_id, start, take)
+        yield from arrow(take_read)
+        assert take_read.end is not None  # set once its records were all read
+        self.ends.put(shard_id, start, take, take_read.end)
 
     def _list_shards(self) -> list[Shard]:
         shards: list[Shard] = []
@@ -258,12 +265,16 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def _where_batches_ended(self, progress: Progress) -> Progress:
         """`progress` with every take replaced by the place it reached."""
-        taken = {shard_id: state for shard_id, state in progress.items() if state.take}
+        taken = {
+            (shard_id, state.position, state.take): shard_id
+            for shard_id, state in progress.items()
+            if state.take is not None
+        }
+        found = {key: end for key, end in self._found_ends.items() if key in taken}
 
-        def end_of(shard_id: str) -> ShardEnd:
-            state = taken[shard_id]
-            assert state.take is not None
-            known_end = self.ends.get(shard_id, state.position, state.take)
+        def end_of(key: tuple[str, Position, Take]) -> ShardEnd:
+            shard_id, position, take = key
+            known_end = self.ends.get(shard_id, position, take)
             if known_end is not None:
                 return known_end
             if not self._warned_about_rereading:
@@ -275,14 +286,13 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     self.ends.root,
                     shard_id,
                 )
-            return TakeRead(
-                self.client, self.options, shard_id, state.position, state.take
-            ).read_to_end()
+            return TakeRead(self.client, self.options, shard_id, position, take).read_to_end()
 
-        ends = self._each_shard(end_of, list(taken))
+        found.update(self._in_parallel(end_of, [key for key in taken if key not in found]))
+        self._found_ends = found
         resolved = dict(progress)
-        for shard_id, end in ends.items():
-            resolved[shard_id] = ShardProgress(end.position, end.ended)
+        for key, end in found.items():
+            resolved[taken[key]] = ShardProgress(end.position, end.ended)
         return resolved
 
     def _peek(self, progress: Progress, shard_ids: list[str], until_s: float) -> dict[str, Peek]:
@@ -298,7 +308,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 iterator=iterator if saved_position == position else None,
             )
 
-        peeks = self._each_shard(peek, shard_ids)
+        peeks = self._in_parallel(peek, shard_ids)
         self._iterators = {
             shard_id: (progress[shard_id].position, peek.iterator)
             for shard_id, peek in peeks.items()
@@ -306,12 +316,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         }
         return peeks
 
-    def _each_shard(self, work: Callable[[str], T], shard_ids: list[str]) -> dict[str, T]:
-        """`work` for every shard, in parallel: one slow shard does not hold up the others."""
-        if not shard_ids:
+    def _in_parallel(self, work: Callable[[K], T], items: list[K]) -> dict[K, T]:
+        """`work` for every item (a shard each), in parallel: one slow shard holds up no other."""
+        if not items:
             return {}
-        with ThreadPoolExecutor(max_workers=min(32, len(shard_ids))) as pool:
-            return dict(zip(shard_ids, pool.map(work, shard_ids), strict=True))
+        with ThreadPoolExecutor(max_workers=min(32, len(items))) as pool:
+            return dict(zip(items, pool.map(work, items), strict=True))
 
 
 def _split(
