@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from bench.emulator import REGION, client, create_stream, event_records, put_concurrently
 
@@ -59,17 +59,21 @@ def plain_reader(url: str, stream: str, expected: int) -> float:
     return elapsed
 
 
+def _kinesis(spark: SparkSession, url: str, stream: str, starting_position: str) -> DataFrame:
+    return (
+        spark.readStream.format("kinesis")
+        .option("streamName", stream)
+        .option("endpointUrl", url)
+        .option("region", REGION)
+        .option("startingPosition", starting_position)
+        .load()
+    )
+
+
 def spark_drain(spark: SparkSession, url: str, stream: str, expected: int) -> dict[str, Any]:
     """availableNow into the noop sink; wall seconds and Spark's own split of the time."""
     with tempfile.TemporaryDirectory() as checkpoint:
-        frame = (
-            spark.readStream.format("kinesis")
-            .option("streamName", stream)
-            .option("endpointUrl", url)
-            .option("region", REGION)
-            .option("startingPosition", "TRIM_HORIZON")
-            .load()
-        )
+        frame = _kinesis(spark, url, stream, "TRIM_HORIZON")
         started = time.perf_counter()
         query = (
             frame.writeStream.format("noop")
@@ -100,12 +104,7 @@ def empty_batch(spark: SparkSession, url: str, stream: str) -> dict[str, Any]:
     spark.conf.set("spark.sql.streaming.noDataProgressEventInterval", "0")
     with tempfile.TemporaryDirectory() as checkpoint:
         query = (
-            spark.readStream.format("kinesis")
-            .option("streamName", stream)
-            .option("endpointUrl", url)
-            .option("region", REGION)
-            .option("startingPosition", "LATEST")
-            .load()
+            _kinesis(spark, url, stream, "LATEST")
             .writeStream.format("noop")
             .option("checkpointLocation", checkpoint)
             .trigger(processingTime=IDLE_TRIGGER)
