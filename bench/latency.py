@@ -1,11 +1,12 @@
 """Figure 3: put-to-visible latency through the consumer's own pipeline at a steady rate.
 
-The consumer's query (`consumer.app.start_query`, its `BatchSink`, the default
-2-second trigger) runs in this process's Spark session and writes to a
+The consumer's query (`consumer.app.start_query`, its `BatchSink`, the
+stack's default trigger) runs in this process's Spark session and writes to a
 temporary directory. The producer's pump, paced at the rate, writes to a fresh
-stream. A poller notes when each batch's `_SUCCESS` marker first appears;
-an event's latency is that moment minus its `event_time` (set by the producer
-when the event is taken for sending).
+stream. A poller notes when each published part file first appears (the
+sink publishes a batch's files only once all of them are written); an event's
+latency is that moment minus its `event_time` (set by the producer when the
+event is taken for sending). The same run counts the Spark jobs each batch ran.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 from consumer.app import start_query
+from consumer.layout import EVENTS
 from producer.events import EventFactory, to_record
 from producer.sending import Pacer, pump
 from producer.settings import ProducerSettings
@@ -58,15 +59,14 @@ class SinkWatcher:
             self.poll()
 
     def poll(self) -> None:
-        for marker in self.events_path.glob("batch_id=*/_SUCCESS"):
-            if marker.parent.name in self._seen:
+        # Only part files: a compacted file holds rows already seen in their parts.
+        for part in self.events_path.glob("hour=*/part-*.parquet"):
+            if part.name in self._seen:
                 continue
             seen = time.time()
-            self._seen.add(marker.parent.name)
-            for part in marker.parent.glob("*.parquet"):
-                for event_time in pq.read_table(part, columns=["event_time"])["event_time"]:
-                    stamp = event_time.as_py().replace(tzinfo=UTC)
-                    self.latencies.append(seen - stamp.timestamp())
+            self._seen.add(part.name)
+            for event_time in pq.read_table(part, columns=["event_time"])["event_time"]:
+                self.latencies.append(seen - event_time.as_py().timestamp())
 
 
 def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, An
         writer = KinesisWriter(
             make_client(producer_settings), stream, UnsentFile(Path(work) / "unsent.jsonl")
         )
-        with SinkWatcher(Path(settings.events_path)) as watcher:
+        with SinkWatcher(Path(settings.consumer_output_path) / EVENTS) as watcher:
             # Warm-up: the first batch with data pays the Python workers' start and the
             # sink's first write; a running consumer has paid them long ago.
             writer.put_all(to_record(event) for event in EventFactory(1).random_events(WARM_UP))
@@ -99,6 +99,7 @@ def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, An
         # Stopping in the middle of a batch's writes only adds noise to the log.
         _wait_until(lambda: not query.status["isTriggerActive"], DRAIN_DEADLINE_S)
         batches = [p for p in query.recentProgress if p["numInputRows"]][1:]
+        jobs = jobs_per_batch(spark, query)
         query.stop()
     latencies = sorted(watcher.latencies)
     return {
@@ -114,7 +115,20 @@ def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, An
         "p99_s": _percentile(latencies, 99),
         "batches": len(batches),
         "batch_ms_median": _median([p["durationMs"]["triggerExecution"] for p in batches]),
+        "trigger": settings.consumer_trigger_interval,
+        "trigger_s": settings.trigger_interval_seconds,
+        "jobs_per_batch": jobs,
     }
+
+
+def jobs_per_batch(spark: SparkSession, query: Any) -> dict[str, float]:
+    """Spark jobs per batch that ran, from the status tracker (fed by Spark's listener bus).
+
+    Structured Streaming runs every job of a query in a job group named by its run id.
+    """
+    jobs = len(spark.sparkContext.statusTracker().getJobIdsForGroup(str(query.runId)))
+    ran = [p for p in query.recentProgress if "addBatch" in p["durationMs"]]
+    return {"jobs": jobs, "batches": len(ran), "per_batch": jobs / len(ran) if ran else 0.0}
 
 
 def _wait_for_first_trigger(query: Any) -> None:
@@ -140,4 +154,6 @@ def _median(values: list[float]) -> float | None:
 
 def measure(spark: SparkSession, rates: tuple[int, ...], seconds: float) -> list[dict[str, Any]]:
     spark.conf.set("spark.sql.streaming.noDataProgressEventInterval", "0")
+    # Every batch's progress kept, so that jobs are divided by every batch that ran them.
+    spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "10000")
     return [measure_rate(spark, rate, seconds) for rate in rates]

@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pandas
+import pyarrow.dataset
 import pytest
+from consumer.app import build_session
+from consumer.events import classify, first_copies, sink_rows
+from consumer.settings import ConsumerSettings
+from consumer.sink import BatchSink
+from pyspark.sql import functions as F
 
 pytestmark = pytest.mark.unit
 
 RUN_TIMEOUT_S = 240
+
+
+def wait_until(condition: Callable[[], object], what: str, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {deadline_s:.0f}s waiting for {what}"
+        time.sleep(0.2)
 
 
 def _event(message_type: str, count: int) -> dict[str, object]:
@@ -103,6 +123,37 @@ def test_good_events_and_dead_letters_are_separated_exactly(consumer_env, kinesi
         assert isinstance(row["batch_id"], int)
 
 
+def test_the_sink_reads_the_same_in_spark_pandas_and_pyarrow(consumer_env, kinesis_client):
+    events = [_event("message1", 1) for _ in range(6)]
+    _put(
+        kinesis_client,
+        consumer_env["KINESIS_STREAM_NAME"],
+        [b"{bad"] + [json.dumps(event).encode() for event in events],
+    )
+    report = _drain(consumer_env)
+    output = Path(consumer_env["CONSUMER_OUTPUT_PATH"])
+    spark_read = (
+        "import json, sys; from pyspark.sql import SparkSession; "
+        "spark = SparkSession.builder.master('local[1]').getOrCreate(); "
+        "rows = spark.read.parquet(sys.argv[1]).select('event_id', 'hour').collect(); "
+        "print(json.dumps(sorted([r.event_id, r.hour] for r in rows)))"
+    )
+    by_spark = subprocess.run(
+        [sys.executable, "-c", spark_read, str(output / "events")],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=True,
+    )
+
+    by_pandas = pandas.read_parquet(output / "events")
+    by_pyarrow = pyarrow.dataset.dataset(output / "dead_letters", partitioning="hive").to_table()
+    assert [event_id for event_id, _ in json.loads(by_spark.stdout)] == report["event_ids"]
+    assert sorted(by_pandas["event_id"]) == report["event_ids"]
+    assert set(by_pandas["hour"]) == {hour for _, hour in json.loads(by_spark.stdout)}
+    assert by_pyarrow.column("raw").to_pylist() == [b"{bad"]
+
+
 def test_a_restart_resumes_without_loss_or_duplicates(consumer_env, kinesis_client):
     stream = consumer_env["KINESIS_STREAM_NAME"]
     first = [_event("message1", 1) for _ in range(20)]
@@ -146,3 +197,159 @@ def test_an_invalid_setting_names_the_variable(consumer_env, variable, value):
     assert run.returncode == 2
     assert f"configuration error: {variable}=" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def _put_events(kinesis_client, stream: str, events: list[dict[str, object]], **entry) -> None:
+    entries = [{"Data": json.dumps(e).encode(), "PartitionKey": "k", **entry} for e in events]
+    answer = kinesis_client.put_records(StreamName=stream, Records=entries)
+    assert answer["FailedRecordCount"] == 0
+
+
+def test_a_resend_is_dropped_even_when_the_sink_cannot_be_read_back(consumer_env, kinesis_client):
+    """Deduplication lives in Spark's state, not in a read of the sink that may fail."""
+    stream = consumer_env["KINESIS_STREAM_NAME"]
+    first = [_event("message1", 1) for _ in range(5)]
+    _put_events(kinesis_client, stream, first)
+    assert _drain(consumer_env)["events"] == 5
+    # Whatever makes the written events unreadable (here: they are gone) must not
+    # switch deduplication off.
+    shutil.rmtree(Path(consumer_env["CONSUMER_OUTPUT_PATH"]) / "events")
+
+    later = [_event("message2", 1) for _ in range(3)]
+    _put_events(kinesis_client, stream, first[:2] + later)
+    report = _drain(consumer_env)
+
+    assert report["event_ids"] == sorted(event["event_id"] for event in later)
+
+
+def test_a_reset_checkpoint_never_overwrites_earlier_output(consumer_env, kinesis_client):
+    stream = consumer_env["KINESIS_STREAM_NAME"]
+    first = [_event("message1", 1) for _ in range(4)]
+    _put_events(kinesis_client, stream, first)
+    before = _drain(consumer_env)
+    shutil.rmtree(consumer_env["CONSUMER_CHECKPOINT_PATH"])
+
+    _put_events(kinesis_client, stream, [_event("message2", 1)])
+    run = _consumer([], consumer_env)
+
+    assert run.returncode == 1
+    assert "CONSUMER_OUTPUT_PATH=" in run.stderr
+    assert "is new or was reset" in run.stderr
+    assert "Traceback" not in run.stderr
+    after = _consumer(["report", "--rows"], consumer_env)
+    assert json.loads(after.stdout) == before
+
+
+def test_a_shard_held_back_longer_than_the_dedup_window_loses_nothing(consumer_env, kinesis_client):
+    """No watermark on event or arrival time: old records of a lagging shard are not late."""
+    stream = consumer_env["KINESIS_STREAM_NAME"]
+    lagging = [_event("message1", 1) for _ in range(6)]
+    _put_events(kinesis_client, stream, lagging, ExplicitHashKey="0")
+    arrived = time.time()
+    wait_until(lambda: time.time() > arrived + 3, "3 s, three dedup windows, to pass")
+    recent = [_event("message2", 1)]
+    _put_events(kinesis_client, stream, recent, ExplicitHashKey=str(2**127 + 1))
+
+    # 2 records a batch over 2 shards: the recent shard is done in batch 0, the lagging
+    # one takes 3 more batches, all long after its records' arrival + the window.
+    report = _drain(
+        {
+            **consumer_env,
+            "CONSUMER_DEDUP_WINDOW": "1 second",
+            "CONSUMER_MAX_RECORDS_PER_TRIGGER": "2",
+        }
+    )
+
+    assert report["event_ids"] == sorted(event["event_id"] for event in lagging + recent)
+    assert len({row["batch_id"] for row in report["rows"]}) >= 4
+
+
+def test_sigterm_says_whether_the_batch_in_flight_was_finished_or_abandoned(
+    consumer_env, kinesis_client
+):
+    stream = consumer_env["KINESIS_STREAM_NAME"]
+    env = {**consumer_env, "CONSUMER_TRIGGER": "processingTime", "CONSUMER_CONSOLE": "true"}
+    log_path = Path(consumer_env["CONSUMER_OUTPUT_PATH"]).parent / "consumer.log"
+    with log_path.open("w") as log:
+        consumer = subprocess.Popen(
+            [sys.executable, "-m", "consumer"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        _put_events(kinesis_client, stream, [_event("message1", 1) for _ in range(10)])
+        wait_until(lambda: "batch 0:" in log_path.read_text(), "the first batch", RUN_TIMEOUT_S)
+        # More records keep batches coming while the signal arrives.
+        _put_events(kinesis_client, stream, [_event("message1", 1) for _ in range(10)])
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(timeout=RUN_TIMEOUT_S) == 0
+    finally:
+        consumer.kill()
+    log_text = log_path.read_text()
+    report = json.loads(_consumer(["report", "--rows"], consumer_env).stdout)
+    written = max(row["batch_id"] for row in report["rows"])
+
+    finished = re.search(r"finished batch (\d+), the last one written", log_text)
+    abandoned = re.search(r"abandoned batch (\d+)", log_text)
+    assert finished or abandoned, log_text[-3000:]
+    if finished:
+        assert int(finished.group(1)) == written
+    if abandoned:
+        assert int(abandoned.group(1)) == written + 1
+    assert "after the current batch" not in log_text
+
+
+def test_a_batch_runs_one_spark_job_with_the_console_on(tmp_path, capsys):
+    """The whole batch (parse, deduplicate, write both tables, counts, console) is one job."""
+    settings = ConsumerSettings(
+        consumer_output_path=str(tmp_path / "output"),
+        consumer_checkpoint_path=str(tmp_path / "checkpoints"),
+        consumer_console=True,
+        spark_master="local[2]",
+    )
+    spark = build_session(settings)
+    # Kinesis-shaped rows from Spark's rate source: the sink's side of the query alone.
+    raw = (
+        spark.readStream.format("rate")
+        .option("rowsPerSecond", 50)
+        .load()
+        .select(
+            F.to_json(
+                F.struct(
+                    F.col("value").cast("string").alias("event_id"),
+                    F.lit("message1").alias("message_type"),
+                    F.lit(1).alias("count"),
+                )
+            )
+            .cast("binary")
+            .alias("data"),
+            F.lit("key").alias("partitionKey"),
+            F.lit("shardId-000000000000").alias("shardId"),
+            F.col("value").cast("string").alias("sequenceNumber"),
+            F.lit(0).cast("long").alias("subSequenceNumber"),
+            F.col("timestamp").alias("approximateArrivalTimestamp"),
+        )
+    )
+    rows = first_copies(sink_rows(classify(raw, 1000)), settings.dedup_window_seconds)
+    query = (
+        rows.writeStream.foreachBatch(BatchSink(settings))
+        .option("checkpointLocation", settings.query_checkpoint_path)
+        .trigger(processingTime="200 milliseconds")
+        .start()
+    )
+
+    def batches() -> list[dict[str, Any]]:
+        return [p for p in query.recentProgress if "addBatch" in p["durationMs"]]
+
+    try:
+        wait_until(lambda: len(batches()) >= 4, "four batches", RUN_TIMEOUT_S)
+    finally:
+        query.stop()
+    # The session stays: it may be the one the source's tests share in this process.
+    jobs = spark.sparkContext.statusTracker().getJobIdsForGroup(str(query.runId))
+
+    # One job a batch; one more if the stop cut a batch short after its job started.
+    assert len(jobs) <= len(batches()) + 1
+    assert "Running totals:" in capsys.readouterr().out

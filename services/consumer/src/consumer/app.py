@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 import boto3
@@ -23,13 +24,20 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark_kinesis import KinesisOptions
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 
+from consumer.events import classify, first_copies, sink_rows
+from consumer.ledger import SinkOwnershipError, owned_ledger
 from consumer.settings import ConsumerSettings
 from consumer.sink import BatchSink
 
 log = logging.getLogger(__name__)
 
 # The source's own errors are already written for users: surface them alone.
-_SOURCE_ERROR = re.compile(r"(?:KinesisSourceError|DataLossError|KinesisOptionError): (.+)")
+_SOURCE_ERROR = re.compile(
+    r"(?:KinesisSourceError|DataLossError|KinesisOptionError|SinkOwnershipError): (.+)"
+)
+_ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+# How long SIGTERM waits for the batch in flight (Compose's stop_grace_period is longer).
+STOP_GRACE_S = 30.0
 
 
 class StartupError(RuntimeError):
@@ -89,19 +97,30 @@ def build_session(settings: ConsumerSettings) -> SparkSession:
         .config("spark.ui.port", "4040")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(settings.consumer_shuffle_partitions))
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        # The deduplication state: RocksDB keeps it off the JVM heap, and its changelog
+        # makes a batch's state commit cost what the batch changed, not the whole state.
+        .config("spark.sql.streaming.stateStore.providerClass", _ROCKSDB_PROVIDER)
+        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
+        # No extra batch just to move the watermark on: old keys are dropped by the next
+        # batch with data, and an idle stream runs no Spark job at all.
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("WARN")
     return session
 
 
-def start_query(spark: SparkSession, settings: ConsumerSettings) -> StreamingQuery:
+def start_query(
+    spark: SparkSession, settings: ConsumerSettings, sink: BatchSink | None = None
+) -> StreamingQuery:
+    """The consumer's query: Kinesis, parsed, deduplicated by Spark's state, into `sink`."""
     raw = spark.readStream.format("kinesis").options(**settings.source_options()).load()
+    rows = sink_rows(classify(raw, settings.consumer_max_event_bytes))
     writer = (
-        raw.writeStream.queryName("kinesis-events")
-        .foreachBatch(BatchSink(settings))
-        .option("checkpointLocation", f"{settings.consumer_checkpoint_path}/events")
+        first_copies(rows, settings.dedup_window_seconds)
+        .writeStream.queryName("kinesis-events")
+        .foreachBatch(sink or BatchSink(settings))
+        .option("checkpointLocation", settings.query_checkpoint_path)
     )
     if settings.consumer_trigger == "availableNow":
         writer = writer.trigger(availableNow=True)
@@ -110,20 +129,31 @@ def start_query(spark: SparkSession, settings: ConsumerSettings) -> StreamingQue
     return writer.start()
 
 
+def check_output(settings: ConsumerSettings) -> None:
+    """Refuses, before Spark starts, to write a new or reset checkpoint's batches over an
+    earlier run's output."""
+    try:
+        owned_ledger(settings.consumer_output_path.rstrip("/"), settings.query_checkpoint_path)
+    except SinkOwnershipError as error:
+        raise StartupError(str(error)) from error
+
+
 def run(settings: ConsumerSettings) -> int:
     """Runs until SIGTERM/SIGINT (or until drained, with availableNow); returns the exit code."""
     try:
+        check_output(settings)
         check_stream(settings)
     except StartupError as error:
         log.error("cannot start: %s", error)
         return 1
     spark = build_session(settings)
-    query = start_query(spark, settings)
+    sink = BatchSink(settings)
+    query = start_query(spark, settings, sink)
     log.info("query started: %s -> %s", settings.kinesis_stream_name, settings.consumer_output_path)
     stopping = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping after the current batch", signal.Signals(signum).name)
+        log.info("received %s: stopping", signal.Signals(signum).name)
         stopping.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -131,14 +161,37 @@ def run(settings: ConsumerSettings) -> int:
     try:
         while query.isActive and not stopping.is_set():
             query.awaitTermination(1)
+        if stopping.is_set():
+            _stop_between_batches(query, sink)
+        query.awaitTermination()
     except StreamingQueryException as error:
         log.error("query failed: %s", _user_message(error))
         return 1
     finally:
         query.stop()
+        sink.close()
         spark.stop()
     log.info("query stopped")
     return 0
+
+
+def _stop_between_batches(query: StreamingQuery, sink: BatchSink) -> None:
+    """Lets the batch in flight finish (up to STOP_GRACE_S), stops, and says which it was."""
+    deadline = time.monotonic() + STOP_GRACE_S
+    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    query.stop()
+    if sink.in_flight is not None:
+        log.warning(
+            "abandoned batch %d after %.0f s: none of it is visible in the sink, and it runs "
+            "again, whole, on the next start",
+            sink.in_flight,
+            STOP_GRACE_S,
+        )
+    elif sink.last_written is not None:
+        log.info("finished batch %d, the last one written, before stopping", sink.last_written)
+    else:
+        log.info("no batch was in flight; stopped")
 
 
 def _user_message(error: Exception) -> str:

@@ -1,7 +1,8 @@
 """From raw Kinesis rows to typed events and dead letters, as pure DataFrame functions.
 
 Every record ends up in exactly one of the two: a typed event, or a dead
-letter that keeps the raw bytes, the reason and where in the stream it was.
+letter that keeps the raw bytes, the reason and where in the stream it was;
+both travel as one frame (`sink_rows`) so that one Spark job writes them.
 Events without an `event_id` (the tutorial's messages have none) get one made
 from their stream position, so every event can be deduplicated by id.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
+
+from consumer.layout import DEAD_LETTERS, EVENTS
 
 EVENT_SCHEMA = StructType(
     [
@@ -49,44 +52,52 @@ def classify(raw: DataFrame, max_event_bytes: int) -> DataFrame:
     return parsed.withColumn("error", error)
 
 
-def good_events(classified: DataFrame) -> DataFrame:
-    """Typed events, one per id (a resent event keeps its first copy)."""
-    return (
-        classified.where(F.col("error").isNull())
-        .select(
-            F.coalesce(F.col("event.event_id"), _position_id()).alias("event_id"),
-            F.coalesce(F.col("event.event_time"), F.col("approximateArrivalTimestamp")).alias(
-                "event_time"
-            ),
-            F.col("event.message_type").alias("message_type"),
-            F.col("event.count").alias("count"),
-            F.col("partitionKey").alias("partition_key"),
-            F.col("shardId").alias("shard_id"),
-            F.col("sequenceNumber").alias("sequence_number"),
-            F.col("subSequenceNumber").alias("sub_sequence_number"),
-            F.col("approximateArrivalTimestamp").alias("arrival_time"),
-        )
-        .dropDuplicates(["event_id"])
-    )
+def sink_rows(classified: DataFrame) -> DataFrame:
+    """One row per record for the sink: an event, or a dead letter, told apart by `kind`.
 
-
-def dead_letters(classified: DataFrame) -> DataFrame:
-    """Records that are not events: raw bytes, the reason, and their place in the stream."""
-    return classified.where(F.col("error").isNotNull()).select(
-        F.col("data").alias("raw"),
+    `dedup_key` is what makes two rows the same: an event's id (one made from
+    its stream position when it has none), or a dead letter's stream position.
+    """
+    is_event = F.col("error").isNull()
+    event_id = F.coalesce(F.col("event.event_id"), _position_id())
+    arrival = F.col("approximateArrivalTimestamp")
+    return classified.select(
+        F.when(is_event, F.lit(EVENTS)).otherwise(F.lit(DEAD_LETTERS)).alias("kind"),
+        F.when(is_event, event_id)
+        .otherwise(F.concat(F.lit("dead-letter:"), _position_id()))
+        .alias("dedup_key"),
+        F.when(is_event, event_id).alias("event_id"),
+        F.when(is_event, F.coalesce(F.col("event.event_time"), arrival)).alias("event_time"),
+        F.when(is_event, F.col("event.message_type")).alias("message_type"),
+        F.when(is_event, F.col("event.count")).alias("count"),
+        F.when(~is_event, F.col("data")).alias("raw"),
         "error",
         F.col("partitionKey").alias("partition_key"),
         F.col("shardId").alias("shard_id"),
         F.col("sequenceNumber").alias("sequence_number"),
         F.col("subSequenceNumber").alias("sub_sequence_number"),
-        F.col("approximateArrivalTimestamp").alias("arrival_time"),
+        arrival.alias("arrival_time"),
     )
 
 
-def message_counts(events: DataFrame) -> DataFrame:
-    """Per message_type: how many events, and the sum of their `count` field."""
-    return events.groupBy("message_type").agg(
-        F.count(F.lit(1)).alias("events"), F.sum("count").cast("long").alias("count_sum")
+def first_copies(rows: DataFrame, window_seconds: float) -> DataFrame:
+    """`rows` without a row whose `dedup_key` an earlier batch wrote within `window_seconds`.
+
+    Spark's own streaming deduplication, its state in the checkpoint (so a batch
+    that runs again sees the state it saw the first time). Its watermark is on
+    `batch_time`, the batch's own timestamp, never on event or arrival time: a
+    shard that lags behind the others (a limit, a reshard, an outage) can have
+    no row older than the watermark, so none is dropped as late. A key is
+    forgotten once the watermark (the newest batch time minus half the window)
+    passes its first batch time plus half the window: `window_seconds` after
+    the batch that wrote the first copy. Within a batch, of copies from one
+    shard the first in stream order is kept.
+    """
+    half_window_ms = max(1, int(window_seconds * 500))
+    return (
+        rows.withColumn("batch_time", F.current_timestamp())
+        .withWatermark("batch_time", f"{half_window_ms} milliseconds")
+        .dropDuplicatesWithinWatermark(["dedup_key"])
     )
 
 

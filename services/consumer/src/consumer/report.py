@@ -1,24 +1,25 @@
 """`python -m consumer report`: what the durable sink holds, as one JSON object.
 
 Read with pyarrow, not Spark, so it answers in a second next to a running
-query; it reads a local (or mounted) output path. Only batches whose write
-finished (`_SUCCESS`) are counted. `--rows` adds every event's place in the
-stream and its batch, for checking per-partition-key order; the default report
-leaves them out, as it is polled often.
+query; it reads a local (or mounted) output path. It reads only published
+files (`layout.visible_files`), one per compacted hour plus the current
+hour's batches, so its time grows with the rows the sink holds and the hours
+it spans, not with the number of batches. `--rows` adds every event's place
+in the stream and its batch, for checking per-partition-key order; the
+default report leaves them out, as it is polled often.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-import pyarrow.dataset as ds
-
+from consumer import fs
+from consumer.layout import DEAD_LETTERS, EVENTS, hour_folder, visible_files
 from consumer.settings import ConsumerSettings
 
-# Each event's place in the stream, and the batch (`batch_id=N` directory) that wrote it.
+# Each event's place in the stream, and the batch that wrote it.
 ROW_COLUMNS = [
     "event_id",
     "partition_key",
@@ -30,7 +31,8 @@ ROW_COLUMNS = [
 
 
 def sink_report(settings: ConsumerSettings, *, rows: bool = False) -> dict[str, Any]:
-    events = _read(settings.events_path, ["event_id", "message_type", "count"])
+    output = settings.consumer_output_path.rstrip("/")
+    events = read_table(output, EVENTS, ["event_id", "message_type", "count", *ROW_COLUMNS])
     ids = Counter(events.get("event_id", []))
     counts: dict[str, dict[str, int]] = {}
     for message_type, count in zip(
@@ -39,7 +41,7 @@ def sink_report(settings: ConsumerSettings, *, rows: bool = False) -> dict[str, 
         totals = counts.setdefault(message_type, {"events": 0, "count_sum": 0})
         totals["events"] += 1
         totals["count_sum"] += count
-    dead = _read(settings.dead_letters_path, ["error"])
+    dead = read_table(output, DEAD_LETTERS, ["error"])
     report: dict[str, Any] = {
         "events": sum(ids.values()),
         "event_ids": sorted(ids),
@@ -49,26 +51,25 @@ def sink_report(settings: ConsumerSettings, *, rows: bool = False) -> dict[str, 
         "counts": dict(sorted(counts.items())),
     }
     if rows:
-        report["rows"] = _rows(settings.events_path)
+        report["rows"] = [
+            dict(zip(ROW_COLUMNS, row, strict=True))
+            for row in zip(*(events.get(column, []) for column in ROW_COLUMNS), strict=True)
+        ]
     return report
 
 
-def _rows(root: str) -> list[dict[str, Any]]:
-    columns = _read(root, ROW_COLUMNS)
-    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-
-
-def _read(root: str, columns: list[str]) -> dict[str, list[Any]]:
-    finished = sorted(str(marker.parent) for marker in Path(root).glob("batch_id=*/_SUCCESS"))
-    if not finished:
-        return {}
-    files = [str(path) for folder in finished for path in Path(folder).glob("*.parquet")]
+def read_table(output_path: str, table: str, columns: list[str]) -> dict[str, list[Any]]:
+    """The published rows of one sink table, as lists per column."""
+    root = f"{output_path}/{table}"
+    files = [
+        f"{hour_folder(root, hour.removeprefix('hour='))}/{name}"
+        for hour in fs.subfolders(root)
+        if hour.startswith("hour=")
+        for name in visible_files(fs.names_in(f"{root}/{hour}"))
+    ]
     if not files:
         return {}
-    # `batch_id` is no column of the files: it comes from their `batch_id=N` directory.
-    dataset = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=root)
-    table = dataset.to_table(columns=columns)
-    return dict(table.to_pydict())
+    return dict(fs.read_parquet(files, columns=sorted(set(columns))).to_pydict())
 
 
 def print_report(settings: ConsumerSettings, *, rows: bool = False) -> None:

@@ -36,7 +36,7 @@ class ConsumerSettings(BaseSettings):
         "local[*]", pattern=r"^(local(\[(\*|\d+)\])?|spark://\S+|yarn|k8s://\S+)$"
     )
     consumer_trigger: Literal["processingTime", "availableNow"] = "processingTime"
-    consumer_trigger_interval: str = "2 seconds"
+    consumer_trigger_interval: str = "500 milliseconds"
     consumer_starting_position: str = "TRIM_HORIZON"
     consumer_max_records_per_trigger: int | None = Field(None, ge=1)
     consumer_max_event_bytes: int = Field(64 * 1024, ge=1, le=1024 * 1024)
@@ -44,7 +44,7 @@ class ConsumerSettings(BaseSettings):
     consumer_checkpoint_path: str = "/data/checkpoints"
     consumer_dedup_window: str = "1 hour"
     consumer_console: bool = True
-    consumer_shuffle_partitions: int = Field(4, ge=1)
+    consumer_shuffle_partitions: int = Field(2, ge=1)
     consumer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("consumer_trigger_interval", "consumer_dedup_window")
@@ -64,22 +64,16 @@ class ConsumerSettings(BaseSettings):
 
     @property
     def dedup_window_seconds(self) -> float:
-        match = _SPARK_DURATION.match(self.consumer_dedup_window)
-        assert match is not None  # validated above
-        return int(match["number"]) * _UNIT_SECONDS[match["unit"]]
-
-    # Strings, not Paths: on a cluster these are URIs such as s3://bucket/output.
-    @property
-    def events_path(self) -> str:
-        return f"{self.consumer_output_path.rstrip('/')}/events"
+        return _seconds(self.consumer_dedup_window)
 
     @property
-    def dead_letters_path(self) -> str:
-        return f"{self.consumer_output_path.rstrip('/')}/dead_letters"
+    def trigger_interval_seconds(self) -> float:
+        return _seconds(self.consumer_trigger_interval)
 
+    # Strings, not Paths: on a cluster these are URIs such as s3://bucket/checkpoints.
     @property
-    def counts_path(self) -> str:
-        return f"{self.consumer_output_path.rstrip('/')}/message_counts"
+    def query_checkpoint_path(self) -> str:
+        return f"{self.consumer_checkpoint_path.rstrip('/')}/events"
 
     def source_options(self) -> dict[str, str]:
         """Options for `format("kinesis")`; credentials come from the default AWS chain."""
@@ -97,6 +91,12 @@ class ConsumerSettings(BaseSettings):
             # tasks note each batch's end, so the driver never reads a record twice.
             options["metadataPath"] = f"{self.consumer_checkpoint_path.rstrip('/')}/kinesis-ends"
         return options
+
+
+def _seconds(duration: str) -> float:
+    match = _SPARK_DURATION.match(duration)
+    assert match is not None  # validated by _spark_duration
+    return int(match["number"]) * _UNIT_SECONDS[match["unit"]]
 
 
 def load_settings() -> ConsumerSettings:

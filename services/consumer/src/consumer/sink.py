@@ -1,80 +1,121 @@
-"""The durable sink: each micro-batch written once, whatever the restarts.
+"""The durable sink: each micro-batch written once, in one Spark job, whatever the restarts.
+
+The query hands `BatchSink` each batch already deduplicated by Spark's state
+(`events.first_copies`). One job (`mapInArrow` + `collect`) has every task
+write its rows, events and dead letters apart, under hidden in-flight names,
+and return a summary. The driver then publishes the batch (renames the files
+to their `part-<batch>-<partition>.parquet` names), records it in the ledger
+and prints the console view from the summaries. Nothing reads the sink back,
+so a batch costs the same on the first day and the hundredth.
 
 Spark's foreachBatch is at-least-once: after a crash the last batch runs again
-with the same id, and (with `pyspark_kinesis`) the very same records. So every
-output of batch N goes to its own `batch_id=N` directory, written in overwrite
-mode: a rerun replaces a half-written attempt instead of adding to it. An event
-resent by a producer (same `event_id`, arriving again) is dropped if an earlier
-batch holds it; the lookup reads only events that arrived within
-CONSUMER_DEDUP_WINDOW before the batch's first arrival, which Parquet's
-statistics keep cheap, so a resend later than that window is kept twice.
+with the same id, the same records (`pyspark_kinesis`) and the same state, so
+its tasks write the same names with the same rows and publishing replaces
+them; the ledger counts a batch once. Hours that are over are compacted in
+the background (`compaction.compact_hour`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import timedelta
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
-from consumer.events import classify, dead_letters, good_events, message_counts
+from consumer import fs
+from consumer.compaction import compact_hour
+from consumer.console import batch_view
+from consumer.layout import hour_folder, in_flight_name, part_name
+from consumer.ledger import Ledger, Totals, checkpoint_id, owned_ledger, save_ledger
 from consumer.settings import ConsumerSettings
+from consumer.writing import SUMMARY_DDL, BatchPlan, task_writer
 
 log = logging.getLogger(__name__)
 
+CONSOLE_ROWS = 20
+
 
 class BatchSink:
-    """`foreachBatch` target writing events, dead letters and per-type counts."""
+    """`foreachBatch` target: one Spark job per batch, then publish, count and show."""
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
+        self.output_path = settings.consumer_output_path.rstrip("/")
+        self.checkpoint_location = settings.query_checkpoint_path
+        # Read by the main thread when it stops the query: which batch was cut short.
+        self.in_flight: int | None = None
+        self.last_written: int | None = None
+        self._ledger: Ledger | None = None
+        self._compactor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compaction")
+        self._compacting: dict[str, Future[None]] = {}
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        classified = classify(batch, self.settings.consumer_max_event_bytes).persist()
-        try:
-            events = self._not_written_before(good_events(classified), batch_id).persist()
-            rejected = dead_letters(classified)
-            _write(events, self.settings.events_path, batch_id)
-            _write(rejected, self.settings.dead_letters_path, batch_id)
-            _write(message_counts(events), self.settings.counts_path, batch_id)
-            log.info(
-                "batch %d: %d events, %d dead letters", batch_id, events.count(), rejected.count()
+        self.in_flight = batch_id
+        plan = BatchPlan(
+            self.output_path, batch_id, CONSOLE_ROWS if self.settings.consumer_console else 0
+        )
+        rows = batch.mapInArrow(task_writer(plan), SUMMARY_DDL).collect()
+        summaries = [json.loads(row.summary) for row in rows]
+        hours = self._publish(batch_id, summaries)
+        totals = _batch_totals(summaries)
+        ledger = self._ledger_after(batch_id, totals, hours)
+        log.info(
+            "batch %d: %d events, %d dead letters", batch_id, totals.events, totals.dead_letters
+        )
+        if self.settings.consumer_console:
+            sample = [row for s in summaries for row in s["sample"]][:CONSOLE_ROWS]
+            print(batch_view(batch_id, sample, totals.events, ledger.totals), flush=True)
+        self._compact_closed_hours(ledger)
+        self.in_flight, self.last_written = None, batch_id
+
+    def close(self) -> None:
+        """Waits for a compaction under way (it is safe to cut, but cleaner to finish)."""
+        self._compactor.shutdown(wait=True)
+
+    def _publish(self, batch_id: int, summaries: list[dict[str, Any]]) -> set[str]:
+        hours: set[str] = set()
+        for summary in summaries:
+            for table, hour in summary["files"].items():
+                folder = hour_folder(f"{self.output_path}/{table}", hour)
+                partition = summary["partition"]
+                fs.move(
+                    f"{folder}/{in_flight_name(batch_id, partition)}",
+                    f"{folder}/{part_name(batch_id, partition)}",
+                )
+                hours.add(hour)
+        return hours
+
+    def _ledger_after(self, batch_id: int, totals: Totals, hours: set[str]) -> Ledger:
+        if self._ledger is None:
+            self._ledger = owned_ledger(self.output_path, self.checkpoint_location) or Ledger(
+                query_id=str(checkpoint_id(self.checkpoint_location))
             )
-            if self.settings.consumer_console:
-                self._print(events)
-            events.unpersist()
-        finally:
-            classified.unpersist()
+        compacted = {hour for hour, done in self._compacting.items() if done.done()}
+        for hour in compacted:
+            self._compacting.pop(hour).result()  # a failed compaction stops the query
+        ledger = self._ledger.with_batch(batch_id, totals, hours)
+        still_open = tuple(hour for hour in ledger.open_hours if hour not in compacted)
+        ledger = replace(ledger, open_hours=still_open)
+        save_ledger(self.output_path, ledger)
+        self._ledger = ledger
+        return ledger
 
-    def _not_written_before(self, events: DataFrame, batch_id: int) -> DataFrame:
-        first_arrival = events.agg(F.min("arrival_time")).first()
-        if first_arrival is None or first_arrival[0] is None:
-            return events
-        since = first_arrival[0] - timedelta(seconds=self.settings.dedup_window_seconds)
-        try:
-            written = events.sparkSession.read.parquet(self.settings.events_path)
-        except AnalysisException:  # nothing written yet
-            return events
-        earlier = (
-            written.where(F.col("batch_id") < batch_id)
-            .where(F.col("arrival_time") >= since)
-            .select("event_id")
-        )
-        return events.join(earlier, "event_id", "left_anti")
-
-    def _print(self, events: DataFrame) -> None:
-        # The tutorial's console view, plus running totals across all batches.
-        events.select("event_time", "message_type", "count", "event_id").show(20, truncate=False)
-        totals = (
-            events.sparkSession.read.parquet(self.settings.counts_path)
-            .groupBy("message_type")
-            .agg(F.sum("events").alias("events"), F.sum("count_sum").alias("count_sum"))
-            .orderBy("message_type")
-        )
-        totals.show(truncate=False)
+    def _compact_closed_hours(self, ledger: Ledger) -> None:
+        if not ledger.open_hours:
+            return
+        newest = ledger.open_hours[-1]
+        for hour in ledger.open_hours:
+            if hour < newest and hour not in self._compacting:
+                self._compacting[hour] = self._compactor.submit(
+                    compact_hour, self.output_path, hour
+                )
 
 
-def _write(frame: DataFrame, root: str, batch_id: int) -> None:
-    frame.write.mode("overwrite").parquet(f"{root}/batch_id={batch_id}")
+def _batch_totals(summaries: list[dict[str, Any]]) -> Totals:
+    totals = Totals()
+    for summary in summaries:
+        totals = totals.plus(Totals(summary["events"], summary["dead_letters"], summary["counts"]))
+    return totals

@@ -1,0 +1,161 @@
+"""`python -m bench soak`: does a batch cost the same after thousands of batches?
+
+The consumer's own query (`start_query`, `BatchSink`, the stack's default
+trigger) runs in this process against a fresh 2-shard stream fed at a steady
+50 events/s, until it has run SOAK_BATCHES batches with data. A streaming
+listener records every batch's duration; every SAMPLE_EVERY batches the
+driver JVM's resident memory and heap in use are sampled. The figure: the
+median batch time of the last 500 batches against the first 500 (target: at
+most 1.2x), and memory at the start against the end. Results go to
+bench/soak.json and bench/soak.md; it is not part of the default `make bench`
+(it takes about 45 minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from consumer.app import build_session, start_query
+from consumer.settings import ConsumerSettings
+from producer.events import EventFactory, to_record
+from producer.sending import Pacer, pump
+from producer.settings import ProducerSettings
+from producer.stream import make_client
+from producer.writer import KinesisWriter, UnsentFile
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQueryListener
+
+from bench.emulator import consumer_settings, create_stream, fresh_localstack
+
+SOAK_BATCHES = 5_000
+RATE = 50
+WINDOW = 500  # batches compared at each end
+SAMPLE_EVERY = 250
+DEADLINE_S = 4 * 3600
+
+log = logging.getLogger("bench.soak")
+
+
+class BatchTimes(StreamingQueryListener):
+    """Every batch with data: its id, duration and when it ended."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict[str, Any]] = []
+
+    def onQueryStarted(self, event: Any) -> None:
+        pass
+
+    def onQueryProgress(self, event: Any) -> None:
+        progress = event.progress
+        if progress.numInputRows:
+            self.batches.append(
+                {
+                    "batch": progress.batchId,
+                    "ms": progress.durationMs["triggerExecution"],
+                    "rows": progress.numInputRows,
+                }
+            )
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        pass
+
+
+def memory(spark: SparkSession) -> dict[str, float]:
+    """The driver JVM's resident memory and heap in use, MiB (the Python side is small)."""
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    runtime = jvm.java.lang.Runtime.getRuntime()
+    pid = jvm.java.lang.ProcessHandle.current().pid()
+    rss_kib = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss_kib = int(line.split()[1])
+    return {
+        "jvm_rss_mib": rss_kib / 1024,
+        "jvm_heap_used_mib": (runtime.totalMemory() - runtime.freeMemory()) / 2**20,
+    }
+
+
+def measure(batches: int = SOAK_BATCHES) -> dict[str, Any]:
+    spark = build_session(ConsumerSettings(consumer_console=False))
+    times = BatchTimes()
+    spark.streams.addListener(times)
+    samples: list[dict[str, float]] = []
+    started = time.monotonic()
+    try:
+        with fresh_localstack() as url, tempfile.TemporaryDirectory() as work:
+            stream = create_stream(url, 2)
+            settings = consumer_settings(stream, url, work)
+            query = start_query(spark, settings)
+            producer = ProducerSettings(kinesis_stream_name=stream, kinesis_endpoint_url=url)
+            writer = KinesisWriter(
+                make_client(producer), stream, UnsentFile(Path(work) / "unsent.jsonl")
+            )
+            stopping = threading.Event()
+            records = (to_record(e) for e in EventFactory(11).random_events(10**9))
+            feeder = threading.Thread(
+                target=pump, args=(writer, records, stopping, Pacer(RATE)), daemon=True
+            )
+            feeder.start()
+            while len(times.batches) < batches and time.monotonic() - started < DEADLINE_S:
+                if len(times.batches) >= len(samples) * SAMPLE_EVERY:
+                    samples.append({"batches": len(times.batches), **memory(spark)})
+                    log.info("soak: %d batches, %s", len(times.batches), samples[-1])
+                time.sleep(1)
+            samples.append({"batches": len(times.batches), **memory(spark)})
+            stopping.set()
+            feeder.join()
+            query.stop()
+    finally:
+        spark.stop()
+    return summarize(times.batches, samples, time.monotonic() - started)
+
+
+def summarize(
+    batches: list[dict[str, Any]], samples: list[dict[str, float]], seconds: float
+) -> dict[str, Any]:
+    first = statistics.median(b["ms"] for b in batches[:WINDOW])
+    last = statistics.median(b["ms"] for b in batches[-WINDOW:])
+    return {
+        "batches": len(batches),
+        "rate": RATE,
+        "seconds": round(seconds),
+        "first_500_median_ms": first,
+        "last_500_median_ms": last,
+        "last_vs_first": last / first,
+        "memory_first": samples[1] if len(samples) > 1 else samples[0],
+        "memory_last": samples[-1],
+        "memory_samples": samples,
+        "batch_ms": [b["ms"] for b in batches],
+        "load_1min_end": os.getloadavg()[0],
+    }
+
+
+def write(result: dict[str, Any], folder: Path) -> str:
+    (folder / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    first, last = result["memory_first"], result["memory_last"]
+    verdict = "pass" if result["last_vs_first"] <= 1.2 else "FAIL"
+    markdown = (
+        "| figure | measured | reference | ratio | target | result |\n"
+        "| --- | --- | --- | --- | --- | --- |\n"
+        f"| Soak: {result['batches']:,} batches at {result['rate']} events/s, median batch of "
+        f"the last 500 | {result['last_500_median_ms']:.0f} ms | first 500: "
+        f"{result['first_500_median_ms']:.0f} ms | {result['last_vs_first']:.2f}x | ≤ 1.2x | "
+        f"{verdict} |\n"
+        f"| Soak: driver JVM memory, after {first['batches']:,} and {last['batches']:,} batches "
+        f"| {last['jvm_rss_mib']:,.0f} MiB resident, {last['jvm_heap_used_mib']:,.0f} MiB heap "
+        f"| {first['jvm_rss_mib']:,.0f} MiB resident, {first['jvm_heap_used_mib']:,.0f} MiB heap "
+        f"| {last['jvm_rss_mib'] / first['jvm_rss_mib']:.2f}x resident |  |  |\n"
+    )
+    (folder / "soak.md").write_text(markdown)
+    return markdown
