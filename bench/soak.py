@@ -81,12 +81,13 @@ def memory(spark: SparkSession) -> dict[str, float]:
         if line.startswith("VmRSS:"):
             rss_kib = int(line.split()[1])
     return {
+        "load_1min": os.getloadavg()[0],
         "jvm_rss_mib": rss_kib / 1024,
         "jvm_heap_used_mib": (runtime.totalMemory() - runtime.freeMemory()) / 2**20,
     }
 
 
-def measure(batches: int = SOAK_BATCHES) -> dict[str, Any]:
+def measure(batches: int = SOAK_BATCHES, deadline_s: float = DEADLINE_S) -> dict[str, Any]:
     spark = build_session(ConsumerSettings(consumer_console=False))
     times = BatchTimes()
     spark.streams.addListener(times)
@@ -107,7 +108,7 @@ def measure(batches: int = SOAK_BATCHES) -> dict[str, Any]:
                 target=pump, args=(writer, records, stopping, Pacer(RATE)), daemon=True
             )
             feeder.start()
-            while len(times.batches) < batches and time.monotonic() - started < DEADLINE_S:
+            while len(times.batches) < batches and time.monotonic() - started < deadline_s:
                 if len(times.batches) >= len(samples) * SAMPLE_EVERY:
                     samples.append({"batches": len(times.batches), **memory(spark)})
                     log.info("soak: %d batches, %s", len(times.batches), samples[-1])
