@@ -95,5 +95,6 @@ def parse_position(text: str) -> Position:
             return at_timestamp(seconds)
     raise ValueError(
         f"{text!r} is not a starting position; use TRIM_HORIZON (or EARLIEST), LATEST, "
-        "AT_TIMESTAMP:<epoch seconds>, AT_SEQUENCE_NUMBER:<n> or AFTER_SEQUENCE_NUMBER:<n>[/<user record>]"
+        "AT_TIMESTAMP:<epoch seconds>, AT_SEQUENCE_NUMBER:<n> or "
+        "AFTER_SEQUENCE_NUMBER:<n>[/<user record>]"
     )
