@@ -8,8 +8,11 @@ Databricks' "Connect to Amazon Kinesis" and enhanced fan-out pages.
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 import pytest
+from pyspark_kinesis import options as options_module
 from pyspark_kinesis import peer_options
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
 from pyspark_kinesis.positions import Position
@@ -213,3 +216,14 @@ def test_two_spellings_of_the_fetch_period_are_refused() -> None:
 def test_databricks_list_of_streams_is_refused_with_what_to_do() -> None:
     with pytest.raises(KinesisOptionError, match="one query per stream"):
         KinesisOptions.parse({"streamName": "orders,payments"})
+
+
+def test_the_readme_lists_every_option_and_what_it_does() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    listed = set(re.findall(r"`([A-Za-z][\w.]*)`", readme))
+    aliases = {alias for names in options_module._ALIASES.values() for alias in names}
+    documented = {row[0] for row in SAME_THING} | {row[0] for row in NOT_NEEDED}
+    refused = {row[0] for row in REFUSED}
+    assert sorted((aliases | documented | refused) - listed) == []
+    reasons = {entry.why for entry in peer_options.NOT_NEEDED.values()}
+    assert [why for why in reasons if why not in readme] == []

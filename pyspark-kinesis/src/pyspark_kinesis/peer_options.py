@@ -84,7 +84,7 @@ NOT_NEEDED: dict[str, NotNeeded] = {
     "kinesis.maxfetchtimepershardsec": NotNeeded(_FIXED_AT_PLANNING),
     "kinesis.describeshardinterval": NotNeeded(_LISTED_EACH_TRIGGER),
     "kinesis.minbatchestoretain": NotNeeded(
-        "a batch's end note is read only by the next batch and by re-runs of its own"
+        "each shard keeps its newest few batch-end notes, enough for any batch Spark re-runs"
     ),
     "kinesis.checknewrecordthreads": NotNeeded(
         "the driver looks at every shard in parallel, up to 32 at once"
