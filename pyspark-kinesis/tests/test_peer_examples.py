@@ -54,12 +54,22 @@ def word_count_into_memory(kinesis: DataFrame, **trigger: Any) -> tuple[Streamin
     return query, table
 
 
+def drained_word_counts(spark: SparkSession, kinesis: DataFrame) -> dict[str, int]:
+    query, table = word_count_into_memory(kinesis, availableNow=True)
+    query.awaitTermination()
+    return counts_in(spark, table)
+
+
+def put_words(kinesis_client: Any, stream: str) -> None:
+    for word in QUBOLE_WORDS:  # qubole's README, "Add Records in the stream"
+        kinesis_client.put_record(StreamName=stream, PartitionKey="1", Data=word)
+
+
 def test_qubole_readme_example(
     spark: SparkSession, kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any
 ) -> None:
     stream = stream_factory(2)
-    for word in QUBOLE_WORDS:  # "Add Records in the stream"
-        kinesis_client.put_record(StreamName=stream, PartitionKey="1", Data=word)
+    put_words(kinesis_client, stream)
     ACCESS_KEY, SECRET_KEY = "test", "test"  # noqa: N806 (the README's placeholders)
 
     # --- qubole's README, "Subscribe to Kinesis Source" ---
@@ -75,9 +85,7 @@ def test_qubole_readme_example(
         .load()
     # fmt: on
 
-    query, table = word_count_into_memory(kinesis, availableNow=True)
-    query.awaitTermination()
-    assert counts_in(spark, table) == dict.fromkeys(QUBOLE_WORDS, 1)
+    assert drained_word_counts(spark, kinesis) == dict.fromkeys(QUBOLE_WORDS, 1)
 
 
 def test_aws_connector_readme_getrecords_example(
@@ -136,8 +144,7 @@ def test_databricks_documented_options(
 ) -> None:
     # Databricks documents these options, not a complete example; endpointUrl is ours.
     stream = stream_factory(1)
-    for word in QUBOLE_WORDS:
-        kinesis_client.put_record(StreamName=stream, PartitionKey="1", Data=word)
+    put_words(kinesis_client, stream)
     kinesis = (
         spark.readStream.format("kinesis")
         .option("streamName", stream)
@@ -150,9 +157,7 @@ def test_databricks_documented_options(
         .option("endpointUrl", kinesis_endpoint)
         .load()
     )
-    query, table = word_count_into_memory(kinesis, availableNow=True)
-    query.awaitTermination()
-    assert counts_in(spark, table) == dict.fromkeys(QUBOLE_WORDS, 1)
+    assert drained_word_counts(spark, kinesis) == dict.fromkeys(QUBOLE_WORDS, 1)
 
 
 def test_the_aws_connectors_per_shard_limit_counts_rows_of_kpl_aggregates(

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import parse_qs
 
 import pytest
+from botocore.exceptions import ClientError
 from pyspark_kinesis import options as options_module
 from pyspark_kinesis import peer_options
+from pyspark_kinesis.client import make_client
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
 from pyspark_kinesis.positions import Position
 
@@ -227,3 +233,48 @@ def test_the_readme_lists_every_option_and_what_it_does() -> None:
     assert sorted((aliases | documented | refused) - listed) == []
     reasons = {entry.why for entry in peer_options.NOT_NEEDED.values()}
     assert [why for why in reasons if why not in readme] == []
+
+
+class _StsRecorder(BaseHTTPRequestHandler):
+    """An STS endpoint on loopback that notes each request's Action and refuses it, as STS
+    refuses an unknown role."""
+
+    actions: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        self.actions.extend(parse_qs(body).get("Action", []))
+        error = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+            b"<Message>not authorized</Message></Error></ErrorResponse>"
+        )
+        self.send_response(403)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(error)))
+        self.end_headers()
+        self.wfile.write(error)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_kinesis_sts_endpoint_url_is_where_the_role_is_assumed() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StsRecorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        options = parse(
+            region="us-east-1",
+            endpointUrl="http://127.0.0.1:9",
+            awsAccessKeyId="AKIDEXAMPLE",
+            awsSecretKey="secret",
+            **{
+                "kinesis.stsRoleArn": ROLE,
+                "kinesis.stsEndpointUrl": f"http://127.0.0.1:{server.server_address[1]}",
+            },
+        )
+        with pytest.raises(ClientError):
+            make_client(options).list_shards(StreamName="events")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _StsRecorder.actions == ["AssumeRole"]
