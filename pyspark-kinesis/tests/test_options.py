@@ -18,49 +18,46 @@ STREAM_ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/events"
 SECRET, TOKEN = "wJalrXUtnFEMI-secret", "FwoGZX-session-token"
 NEW_YEAR_2024 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 
-TUTORIAL = {
+QUBOLE = {
     "streamName": "events",
-    "endpointUrl": "http://localhost:4566",
-    "region": "eu-west-1",
+    "endpointUrl": "https://kinesis.eu-west-1.amazonaws.com",
     "awsAccessKeyId": "AKIDEXAMPLE",
     "awsSecretKey": SECRET,
     "sessionToken": TOKEN,
     "awsSTSRoleARN": ROLE,
     "startingposition": "TRIM_HORIZON",
-    "maxRecordsPerFetch": "500",
-    "maxFetchRate": "1.5",
-    "minFetchPeriod": "400ms",
-    "maxFetchDuration": "5s",
-    "metadataPath": "/shared/ends",
+    "kinesis.executor.maxRecordPerRead": "500",
+    "kinesis.executor.addIdleTimeBetweenReads": "true",
+    "kinesis.executor.idleTimeBetweenReadsInMs": "400",
+    "failondataloss": "false",
+    "kinesis.executor.maxFetchRecordsPerShard": "300",
 }
 AWS_CONNECTOR = {
     "kinesis.streamName": "events",
-    "kinesis.endpointUrl": "http://localhost:4566",
+    "kinesis.endpointUrl": "https://kinesis.eu-west-1.amazonaws.com",
     "kinesis.region": "eu-west-1",
     "kinesis.awsAccessKeyId": "AKIDEXAMPLE",
     "kinesis.awsSecretKey": SECRET,
     "kinesis.sessionToken": TOKEN,
     "kinesis.stsRoleArn": ROLE,
     "kinesis.startingPosition": "TRIM_HORIZON",
-    "kinesis.maxRecordsPerFetch": "500",
-    "kinesis.maxFetchRate": "1.5",
-    "kinesis.minFetchPeriod": "0.4",
-    "kinesis.maxFetchDuration": "5",
-    "kinesis.metadataPath": "/shared/ends",
+    "kinesis.getRecords.numberOfRecordsPerFetch": "500",
+    "kinesis.getRecords.fetchIntervalMs": "400",
+    "kinesis.failOnDataLoss": "false",
+    "kinesis.maxFetchRecordsPerShard": "300",
 }
 DATABRICKS = {
     "streamARN": STREAM_ARN,
-    "endpointUrl": "http://localhost:4566",
-    "awsAccessKeyId": "AKIDEXAMPLE",
+    "endpointUrl": "https://kinesis.eu-west-1.amazonaws.com",
+    "awsAccessKey": "AKIDEXAMPLE",
     "awsSecretKey": SECRET,
     "sessionToken": TOKEN,
     "roleArn": ROLE,
     "initialPosition": "earliest",
     "maxRecordsPerFetch": "500",
-    "maxFetchRate": "1.5",
     "minFetchPeriod": "400ms",
-    "maxFetchDuration": "5s",
-    "metadataPath": "/shared/ends",
+    "failOnDataLoss": "false",
+    "maxRecordsPerShard": "300",
 }
 
 
@@ -74,8 +71,8 @@ def error_of(**options: str) -> str:
     return str(caught.value)
 
 
-def test_tutorial_dialect_maps_to_fields() -> None:
-    options = KinesisOptions.parse(TUTORIAL)
+def test_qubole_dialect_maps_to_fields() -> None:
+    options = KinesisOptions.parse(QUBOLE)
     assert (
         options.stream_name,
         options.endpoint_url,
@@ -86,12 +83,12 @@ def test_tutorial_dialect_maps_to_fields() -> None:
         options.role_arn,
         options.starting_position,
         options.max_records_per_fetch,
-        options.max_fetch_rate_mb,
         options.min_fetch_period_s,
-        options.max_fetch_duration_s,
+        options.fail_on_data_loss,
+        options.max_records_per_shard,
     ) == (
         "events",
-        "http://localhost:4566",
+        "https://kinesis.eu-west-1.amazonaws.com",
         "eu-west-1",
         "AKIDEXAMPLE",
         SECRET,
@@ -99,18 +96,23 @@ def test_tutorial_dialect_maps_to_fields() -> None:
         ROLE,
         Position("TRIM_HORIZON"),
         500,
-        1.5,
         0.4,
-        5.0,
+        False,
+        300,
     )
 
 
 def test_aws_connector_dialect_means_the_same() -> None:
-    assert KinesisOptions.parse(AWS_CONNECTOR) == KinesisOptions.parse(TUTORIAL)
+    assert KinesisOptions.parse(AWS_CONNECTOR) == KinesisOptions.parse(QUBOLE)
 
 
 def test_databricks_dialect_means_the_same() -> None:
-    assert KinesisOptions.parse(DATABRICKS) == KinesisOptions.parse(TUTORIAL)
+    assert KinesisOptions.parse(DATABRICKS) == KinesisOptions.parse(QUBOLE)
+
+
+def test_rate_and_duration_are_parsed() -> None:
+    options = parse(maxFetchRate="1.5", maxFetchDuration="5s")
+    assert (options.max_fetch_rate_mb, options.max_fetch_duration_s) == (1.5, 5.0)
 
 
 def test_stream_arn_gives_name_and_region() -> None:
@@ -164,8 +166,7 @@ def test_defaults() -> None:
 
 def test_unknown_option_is_named_with_the_accepted_names() -> None:
     message = error_of(streamName="events", startingPositon="LATEST")
-    assert "'startingPositon'" in message
-    assert "startingPosition" in message
+    assert "'startingPositon'; did you mean startingPosition or" in message
     assert "kinesis.streamName" in message
     assert "streamARN" in message
 
@@ -202,6 +203,8 @@ def test_missing_stream_is_rejected() -> None:
         ("maxRecordsPerFetch", "1.5"),
         ("maxRecordsPerTrigger", "-3"),
         ("kinesis.maxFetchRecordsPerShard", "x"),
+        ("kinesis.getRecords.fetchIntervalMs", "soon"),
+        ("kinesis.executor.idleTimeBetweenReadsInMs", "-1"),
         ("maxFetchRate", "0"),
         ("maxFetchRate", "fast"),
         ("minFetchPeriod", "1h"),
@@ -251,7 +254,7 @@ def test_counts_are_parsed() -> None:
 
 
 def test_repr_hides_credentials() -> None:
-    shown = repr(KinesisOptions.parse({**TUTORIAL, "awsSTSExternalId": "external-42"}))
+    shown = repr(KinesisOptions.parse({**QUBOLE, "awsSTSExternalId": "external-42"}))
     for secret in (SECRET, TOKEN, "AKIDEXAMPLE", "external-42"):
         assert secret not in shown
 
@@ -259,8 +262,8 @@ def test_repr_hides_credentials() -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        {"awsSecretKey": SECRET, "awsSecretAccessKey": "other-" + SECRET},
-        {"sessionToken": TOKEN, "awsSessionToken": "other-" + TOKEN},
+        {"awsSecretKey": SECRET, "kinesis.awsSecretKey": "other-" + SECRET},
+        {"sessionToken": TOKEN, "kinesis.sessionToken": "other-" + TOKEN},
         {"awsSecretKey": SECRET},
         {"awsSecretKey": SECRET, "sessionToken": TOKEN, "bogus": "1"},
         {"awsSecretKey": SECRET, "sessionToken": TOKEN, "maxFetchRate": "x"},

@@ -109,8 +109,11 @@ def _assume_role(session: botocore.session.Session, options: KinesisOptions) -> 
     extra_args = {"RoleSessionName": options.role_session_name}
     if options.role_external_id:
         extra_args["ExternalId"] = options.role_external_id
+    client_creator = session.create_client
+    if options.sts_endpoint_url:
+        client_creator = functools.partial(client_creator, endpoint_url=options.sts_endpoint_url)
     fetcher = AssumeRoleCredentialFetcher(
-        client_creator=session.create_client,
+        client_creator=client_creator,
         source_credentials=session.get_credentials(),
         role_arn=options.role_arn,
         extra_args=extra_args,
@@ -131,7 +134,7 @@ def call(options: KinesisOptions, operation: Callable[..., T], **kwargs: Any) ->
             "through the default chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, an instance role)"
         ) from error
     except ClientError as error:
-        explained = _explain(error, options)
+        explained = _explain(error, options, _region_of(operation))
         if explained is error:
             raise
         raise explained from error
@@ -153,12 +156,19 @@ def _call_with_patience(operation: Callable[..., T], **kwargs: Any) -> T:
     return operation(**kwargs)
 
 
-def _explain(error: ClientError, options: KinesisOptions) -> Exception:
+def _region_of(operation: Callable[..., Any]) -> str | None:
+    """The region the client that `operation` belongs to signs for (the one it asked)."""
+    client = getattr(operation, "__self__", None)
+    region = getattr(getattr(client, "meta", None), "region_name", None)
+    return str(region) if region else None
+
+
+def _explain(error: ClientError, options: KinesisOptions, region: str | None) -> Exception:
     code = error_code(error)
     stream = options.stream_name
     if code == "ResourceNotFoundException":
         return KinesisSourceError(
-            f"Kinesis stream {stream!r} not found in region {options.region!r}"
+            f"Kinesis stream {stream!r} not found in region {region or options.region!r}"
             f"{' at ' + options.endpoint_url if options.endpoint_url else ''}: "
             "check streamName and region, or create the stream first"
         )

@@ -1,22 +1,25 @@
 """The source's options, parsed once into a typed, picklable object.
 
 Users arrive with one of three option dialects: the tutorial's and qubole's
-(`streamName`, `endpointUrl`, `awsSecretKey`, ...), the AWS connector's
-(`kinesis.streamName`, `kinesis.maxFetchRecordsPerShard`, ...) and Databricks'
-(`streamARN`, `initialPosition`, `maxRecordsPerFetch`, ...). Every accepted name
-maps to exactly one field here, so the three dialects mean the same thing, and a
-name that maps to nothing is an error rather than a silently ignored typo.
+(`streamName`, `endpointUrl`, `awsSecretKey`, `kinesis.executor.*`, ...), the AWS
+connector's (`kinesis.streamName`, `kinesis.maxFetchRecordsPerShard`, ...) and
+Databricks' (`streamARN`, `initialPosition`, `maxRecordsPerFetch`, ...). Every name
+that does something here maps to exactly one field, so the three dialects mean the
+same thing; the peers' names that change nothing here are accepted or refused by
+`peer_options`; and any other name is an error rather than a silently ignored typo.
 """
 
 from __future__ import annotations
 
-import json
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
+from pyspark_kinesis import peer_options
 from pyspark_kinesis.positions import Position, parse_position
+from pyspark_kinesis.starting_positions import StartingPositionError, parse_starting_positions
 
 
 class KinesisOptionError(ValueError):
@@ -26,23 +29,38 @@ class KinesisOptionError(ValueError):
 # Option names as users write them (matched case-insensitively) -> field name.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "stream_name": ("streamName", "kinesis.streamName"),
-    "stream_arn": ("streamARN", "kinesis.streamARN"),
+    "stream_arn": ("streamARN",),
     "endpoint_url": ("endpointUrl", "kinesis.endpointUrl"),
     "region": ("region", "regionName", "kinesis.region"),
+    # The AWS connector's region of the stream, where kinesis.region is the connector's own.
+    "stream_region": ("kinesis.kinesisRegion",),
     "access_key_id": ("awsAccessKeyId", "awsAccessKey", "kinesis.awsAccessKeyId"),
-    "secret_access_key": ("awsSecretKey", "awsSecretAccessKey", "kinesis.awsSecretKey"),
-    "session_token": ("sessionToken", "awsSessionToken", "kinesis.sessionToken"),
+    "secret_access_key": ("awsSecretKey", "kinesis.awsSecretKey"),
+    "session_token": ("sessionToken", "kinesis.sessionToken"),
     "role_arn": ("awsSTSRoleARN", "roleArn", "kinesis.stsRoleArn"),
     "role_session_name": ("awsSTSSessionName", "roleSessionName", "kinesis.stsSessionName"),
-    "role_external_id": ("awsSTSExternalId", "roleExternalId", "kinesis.stsExternalId"),
+    "role_external_id": ("awsSTSExternalId", "roleExternalId"),
+    "sts_endpoint_url": ("kinesis.stsEndpointUrl",),
     "starting_position": ("startingPosition", "initialPosition", "kinesis.startingPosition"),
-    "starting_timestamp": ("startingTimestamp", "kinesis.startingTimestamp"),
-    "max_records_per_trigger": ("maxRecordsPerTrigger", "kinesis.maxRecordsPerTrigger"),
-    "max_records_per_shard": ("maxRecordsPerShard", "kinesis.maxFetchRecordsPerShard"),
-    "max_records_per_fetch": ("maxRecordsPerFetch", "kinesis.maxRecordsPerFetch"),
-    "max_fetch_rate_mb": ("maxFetchRate", "kinesis.maxFetchRate"),
-    "min_fetch_period_s": ("minFetchPeriod", "kinesis.minFetchPeriod"),
-    "max_fetch_duration_s": ("maxFetchDuration", "kinesis.maxFetchDuration"),
+    "starting_timestamp": ("startingTimestamp",),
+    "max_records_per_trigger": ("maxRecordsPerTrigger",),
+    "max_records_per_shard": (
+        "maxRecordsPerShard",
+        "kinesis.maxFetchRecordsPerShard",
+        "kinesis.executor.maxFetchRecordsPerShard",
+    ),
+    "max_records_per_fetch": (
+        "maxRecordsPerFetch",
+        "kinesis.executor.maxRecordPerRead",
+        "kinesis.getRecords.numberOfRecordsPerFetch",
+    ),
+    "max_fetch_rate_mb": ("maxFetchRate",),
+    "min_fetch_period_s": ("minFetchPeriod",),
+    # The same least time between two reads of a shard, in the peers' milliseconds.
+    "fetch_interval_ms": ("kinesis.getRecords.fetchIntervalMs",),
+    "idle_between_reads_ms": ("kinesis.executor.idleTimeBetweenReadsInMs",),
+    "add_idle_between_reads": ("kinesis.executor.addIdleTimeBetweenReads",),
+    "max_fetch_duration_s": ("maxFetchDuration",),
     "fail_on_data_loss": ("failOnDataLoss", "kinesis.failOnDataLoss"),
     "metadata_path": ("metadataPath", "kinesis.metadataPath"),
 }
@@ -57,6 +75,9 @@ MAX_RECORDS_PER_FETCH = 10_000
 _STREAM_ARN = re.compile(
     r"^arn:aws[\w-]*:kinesis:(?P<region>[\w-]+):\d{12}:stream/(?P<name>[\w.-]+)$"
 )
+# Kinesis endpoints name their region: kinesis.<region>.amazonaws.com, kinesis-fips.<region>...,
+# vpce-....kinesis.<region>.vpce.amazonaws.com. Both peers take the region from there.
+_ENDPOINT_REGION = re.compile(r"(?:^|\.)kinesis(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.")
 _DURATION = re.compile(
     r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|sec|seconds?|m|min|minutes?)?\s*$"
 )
@@ -76,6 +97,7 @@ class KinesisOptions:
     role_arn: str | None = None
     role_session_name: str = "pyspark-kinesis"
     role_external_id: str | None = field(default=None, repr=False)
+    sts_endpoint_url: str | None = None
     starting_position: Position = field(default_factory=lambda: parse_position("LATEST"))
     shard_starting_positions: Mapping[str, Position] = field(default_factory=dict)
     max_records_per_trigger: int | None = None
@@ -98,19 +120,31 @@ class KinesisOptions:
                 "set both awsAccessKeyId and awsSecretKey, or neither "
                 "(neither means the default AWS credential chain)"
             )
-        starting, per_shard = _starting_positions(values)
+        try:
+            starting = parse_starting_positions(
+                values.get("starting_position", "LATEST"), values.get("starting_timestamp")
+            )
+        except StartingPositionError as error:
+            raise KinesisOptionError(str(error)) from error
+        endpoint_url = values.get("endpoint_url") or None
         return cls(
             stream_name=stream_name,
-            region=values.get("region") or arn_region,
-            endpoint_url=values.get("endpoint_url") or None,
+            region=(
+                values.get("stream_region")
+                or values.get("region")
+                or arn_region
+                or _endpoint_region(endpoint_url)
+            ),
+            endpoint_url=endpoint_url,
             access_key_id=values.get("access_key_id"),
             secret_access_key=values.get("secret_access_key"),
             session_token=values.get("session_token"),
             role_arn=values.get("role_arn"),
             role_session_name=values.get("role_session_name", "pyspark-kinesis"),
             role_external_id=values.get("role_external_id"),
-            starting_position=starting,
-            shard_starting_positions=per_shard,
+            sts_endpoint_url=values.get("sts_endpoint_url") or None,
+            starting_position=starting.default,
+            shard_starting_positions=starting.per_shard,
             max_records_per_trigger=_positive_int(values, "max_records_per_trigger"),
             max_records_per_shard=_positive_int(values, "max_records_per_shard"),
             max_records_per_fetch=min(
@@ -118,7 +152,7 @@ class KinesisOptions:
                 MAX_RECORDS_PER_FETCH,
             ),
             max_fetch_rate_mb=_positive_float(values, "max_fetch_rate_mb"),
-            min_fetch_period_s=_duration_s(values, "min_fetch_period_s") or 0.0,
+            min_fetch_period_s=_min_fetch_period_s(values),
             max_fetch_duration_s=_positive_duration_s(values, "max_fetch_duration_s"),
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
             metadata_path=_local_directory(values, "metadata_path"),
@@ -135,10 +169,15 @@ def _option_names(field_name: str) -> str:
 def _by_field(options: Mapping[str, str]) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, value in options.items():
+        refusal = peer_options.refusal(name, value)
+        if refusal is not None:
+            raise KinesisOptionError(refusal)
+        if name.lower() in peer_options.NOT_NEEDED:
+            peer_options.say_not_needed(name)
+            continue
         field_name = _FIELD_BY_NAME.get(name.lower())
         if field_name is None:
-            accepted = ", ".join(alias for aliases in _ALIASES.values() for alias in aliases)
-            raise KinesisOptionError(f"unknown option {name!r}; accepted options: {accepted}")
+            raise KinesisOptionError(_unknown_option(name))
         if field_name in values and values[field_name] != value:
             shown = "<secret>" if field_name in _SECRET_FIELDS else repr(value)
             raise KinesisOptionError(
@@ -147,6 +186,19 @@ def _by_field(options: Mapping[str, str]) -> dict[str, str]:
             )
         values[field_name] = value
     return values
+
+
+def _unknown_option(name: str) -> str:
+    known = [alias for aliases in _ALIASES.values() for alias in aliases]
+    by_lower = {alias.lower(): alias for alias in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.75)
+    hint = f"; did you mean {' or '.join(by_lower[match] for match in close)}?" if close else ""
+    return f"unknown option {name!r}{hint} Accepted options: {', '.join(known)}"
+
+
+def _endpoint_region(endpoint_url: str | None) -> str | None:
+    match = _ENDPOINT_REGION.search(urlsplit(endpoint_url or "").hostname or "")
+    return match["region"] if match else None
 
 
 def _stream_identity(values: Mapping[str, str]) -> tuple[str, str | None]:
@@ -170,76 +222,16 @@ def _stream_identity(values: Mapping[str, str]) -> tuple[str, str | None]:
             f"region {region!r} differs from streamARN's region {arn_region!r}: give one of them"
         )
     stream_name = name or arn_name
+    if stream_name and "," in stream_name:
+        raise KinesisOptionError(
+            f"streamName {stream_name!r} names several streams; this source reads one per "
+            "query: start one query per stream, or union their DataFrames"
+        )
     if not stream_name:
         raise KinesisOptionError(
             f"missing the stream: set {_option_names('stream_name')} (or streamARN)"
         )
     return stream_name, arn_region
-
-
-def _starting_positions(values: Mapping[str, str]) -> tuple[Position, dict[str, Position]]:
-    raw = values.get("starting_position", "LATEST").strip()
-    timestamp = values.get("starting_timestamp")
-    if raw.startswith("{"):
-        return _json_starting_positions(raw, timestamp)
-    return _single_position(raw, timestamp, "startingPosition"), {}
-
-
-def _json_starting_positions(
-    raw: str, timestamp: str | None
-) -> tuple[Position, dict[str, Position]]:
-    """Databricks' `{"at_timestamp": ...}` or a per-shard map of positions."""
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise KinesisOptionError(f"startingPosition is not valid JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise KinesisOptionError("startingPosition JSON must be an object")
-    if "at_timestamp" in document:
-        return _single_position(
-            "AT_TIMESTAMP", str(document["at_timestamp"]), "startingPosition"
-        ), {}
-    default = _single_position(
-        str(document.pop("*", "TRIM_HORIZON")), timestamp, "startingPosition"
-    )
-    per_shard = {
-        shard_id: _single_position(str(value), timestamp, f"startingPosition[{shard_id}]")
-        for shard_id, value in document.items()
-    }
-    return default, per_shard
-
-
-def _single_position(raw: str, timestamp: str | None, option: str) -> Position:
-    kind, _, argument = raw.partition(":")
-    if kind.strip().upper() == "AT_TIMESTAMP" and not argument:
-        if timestamp is None:
-            raise KinesisOptionError(
-                f"{option} AT_TIMESTAMP needs a time: set startingTimestamp "
-                "(ISO-8601 or epoch seconds) or write AT_TIMESTAMP:<time>"
-            )
-        raw = f"AT_TIMESTAMP:{_epoch_seconds(timestamp)}"
-    elif kind.strip().upper() == "AT_TIMESTAMP":
-        raw = f"AT_TIMESTAMP:{_epoch_seconds(argument)}"
-    try:
-        return parse_position(raw)
-    except ValueError as error:
-        raise KinesisOptionError(f"{option}: {error}") from error
-
-
-def _epoch_seconds(text: str) -> float:
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise KinesisOptionError(
-            f"starting time {text!r} is neither epoch seconds nor ISO-8601"
-        ) from error
-    # A time without a zone is UTC: the same query starts at the same instant on any host.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _positive_int(values: Mapping[str, str], name: str) -> int | None:
@@ -281,6 +273,44 @@ def _duration_s(values: Mapping[str, str], name: str) -> float | None:
         )
     unit = match["unit"] or "s"
     return float(match["value"]) * _SECONDS_PER_UNIT.get(unit, 1.0)
+
+
+def _min_fetch_period_s(values: Mapping[str, str]) -> float:
+    """minFetchPeriod, kinesis.getRecords.fetchIntervalMs, or qubole's idle time between reads."""
+    given = [name for name in ("min_fetch_period_s", "fetch_interval_ms") if name in values]
+    if values.get("add_idle_between_reads", "false").strip().lower() == "true":
+        given.append("idle_between_reads_ms")
+    else:
+        _boolean(values, "add_idle_between_reads", default=False)  # validates the value
+    if "idle_between_reads_ms" in values:
+        _milliseconds(values, "idle_between_reads_ms")  # validated even when qubole ignores it
+    if len(given) > 1:
+        raise KinesisOptionError(
+            "give the least time between two reads of a shard once: "
+            + " or ".join(_option_names(name) for name in given)
+        )
+    if "min_fetch_period_s" in values:
+        return _duration_s(values, "min_fetch_period_s") or 0.0
+    if "fetch_interval_ms" in values:
+        return _milliseconds(values, "fetch_interval_ms") / 1000
+    if given:  # qubole's default idle time, when only addIdleTimeBetweenReads is set
+        return (
+            _milliseconds({"idle_between_reads_ms": "1000", **values}, "idle_between_reads_ms")
+            / 1000
+        )
+    return 0.0
+
+
+def _milliseconds(values: Mapping[str, str], name: str) -> int:
+    try:
+        number = int(values[name])
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise KinesisOptionError(
+            f"{_option_names(name)} must be a whole number of milliseconds, not {values[name]!r}"
+        )
+    return number
 
 
 def _positive_duration_s(values: Mapping[str, str], name: str) -> float | None:

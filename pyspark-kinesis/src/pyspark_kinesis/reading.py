@@ -4,6 +4,10 @@ Plain functions over a boto3 client, testable without Spark. The driver uses
 `peek_shard` to see whether a shard has records for the next batch; tasks use
 `TakeRead` to read what a batch takes, or `read_range` to read again up to an
 end an earlier read found.
+
+Each record read carries its rows under `ROWS`: its user records after KPL
+de-aggregation, less those its shard position says were read already. Limits
+count rows, so a batch may end inside an aggregate (see `positions`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pyspark_kinesis.aggregation import UserRecord, user_records
 from pyspark_kinesis.client import KinesisSourceError, call, error_code
 from pyspark_kinesis.options import KinesisOptions
-from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, parse_position
+from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, parse_position, skips
 from pyspark_kinesis.shards import Take
 
 log = logging.getLogger(__name__)
 
+# The key under which a record read carries its rows (a list of UserRecord).
+ROWS = "Rows"
 # How long a task waits for records an earlier read saw before calling them lost.
 VISIBILITY_PATIENCE_S = 60.0
 _BYTES_PER_MB = 1024 * 1024
@@ -73,6 +80,7 @@ class ShardCursor:
             return Fetch([], ended=False, millis_behind_latest=1)
         returned = answer.get("Records", [])
         records = self._at_or_after_start(returned)
+        with_rows(records, self.position)
         if records:
             self.position = after(records[-1]["SequenceNumber"])
         self._iterator = answer.get("NextShardIterator")
@@ -166,10 +174,11 @@ class TakeRead:
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         limit = self.take.limit
-        last: str | None = None
+        last: Position | None = None
         taken = 0
         ended = False
         while limit is None or taken < limit:
+            # Each record holds at least one row: never ask for more records than rows wanted.
             room = self._max_per_fetch if limit is None else min(limit - taken, self._max_per_fetch)
             fetch = self._cursor.fetch(room)
             wanted = list(
@@ -178,10 +187,14 @@ class TakeRead:
                     fetch.records,
                 )
             )
-            if wanted:
-                last = wanted[-1]["SequenceNumber"]
-                taken += len(wanted)
-                yield wanted
+            rows_left = None if limit is None else limit - taken
+            kept, end, rows = first_rows(wanted, rows_left)
+            if kept:
+                last = end
+                taken += rows
+                yield kept
+            if len(kept) < len(wanted) or (end is not None and end.sub_sequence_number is not None):
+                break  # the limit cut this page, or an aggregate
             if len(wanted) < len(fetch.records):
                 break
             if fetch.ended:
@@ -189,7 +202,7 @@ class TakeRead:
                 break
             if fetch.millis_behind_latest == 0 and len(fetch.records) < room:
                 break
-        self.end = ShardEnd(after(last) if last else self.start, ended, taken)
+        self.end = ShardEnd(last or self.start, ended, taken)
 
     def read_to_end(self) -> ShardEnd:
         """Reads the records only to learn where they end."""
@@ -240,10 +253,17 @@ def peek_shard(
 
 
 def read_range(
-    client: Any, options: KinesisOptions, shard_id: str, start: Position, last_sequence_number: str
+    client: Any,
+    options: KinesisOptions,
+    shard_id: str,
+    start: Position,
+    last_sequence_number: str,
+    *,
+    last_sub_sequence_number: int | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yields the records after `start` up to and including `last_sequence_number`, in order.
 
+    With `last_sub_sequence_number`, the last record's rows end at that user record.
     An earlier read of the same batch saw these records, so they exist; a shard
     that seems to end early is waited for (eventual visibility), then reported.
     """
@@ -253,6 +273,8 @@ def read_range(
     while True:
         fetch = cursor.fetch(options.max_records_per_fetch)
         wanted = [record for record in fetch.records if int(record["SequenceNumber"]) <= last]
+        if wanted and last_sub_sequence_number is not None:
+            _end_rows_at(wanted, last_sequence_number, last_sub_sequence_number)
         if wanted:
             yield wanted
             patience_ends = time.monotonic() + VISIBILITY_PATIENCE_S
@@ -272,6 +294,45 @@ def read_range(
             return
         # Caught up with what Kinesis shows so far; the planned records are due shortly.
         time.sleep(0.1)
+
+
+def with_rows(records: list[dict[str, Any]], position: Position) -> None:
+    """Gives each record read from `position` its rows (`ROWS`), less those read already."""
+    for record in records:
+        rows = list(user_records(record["Data"], record["PartitionKey"]))
+        record[ROWS] = rows[skips(position, record["SequenceNumber"]) :]
+
+
+def first_rows(
+    records: list[dict[str, Any]], limit: int | None
+) -> tuple[list[dict[str, Any]], Position | None, int]:
+    """The leading records holding at most `limit` rows, where they end, and their row count.
+
+    A record whose rows do not all fit is cut: it is kept with the rows that fit,
+    and the end is after its last row kept (inside the aggregate).
+    """
+    kept: list[dict[str, Any]] = []
+    end: Position | None = None
+    count = 0
+    for record in records:
+        rows: list[UserRecord] = record[ROWS]
+        if limit is not None and count + len(rows) > limit:
+            fitting = rows[: limit - count]
+            if fitting:
+                kept.append({**record, ROWS: fitting})
+                end = after(record["SequenceNumber"], fitting[-1].sub_sequence_number)
+                count += len(fitting)
+            break
+        kept.append(record)
+        end = after(record["SequenceNumber"])
+        count += len(rows)
+    return kept, end, count
+
+
+def _end_rows_at(records: list[dict[str, Any]], sequence_number: str, sub_sequence: int) -> None:
+    last = records[-1]
+    if last["SequenceNumber"] == sequence_number:
+        last[ROWS] = [row for row in last[ROWS] if row.sub_sequence_number <= sub_sequence]
 
 
 def _report_loss(options: KinesisOptions, message: str) -> None:

@@ -22,8 +22,9 @@ clock, so clocks should agree (NTP), and a record Kinesis accepted before the
 planning instant but shows only after a task has read the shard's end falls to
 the next batch, or, if the driver must re-read to find the end and sees it by
 then, is not read at all: on clusters, give every node the same `metadataPath`.
-`maxRecordsPerTrigger` counts Kinesis records, before KPL de-aggregation, and
-is shared among the shards that have records. `LATEST` is the arrival time at
+`maxRecordsPerTrigger` and the per-shard limit count rows (user records, after
+KPL de-aggregation), so a batch may end inside an aggregate; the trigger's
+budget is shared among the shards that have records. `LATEST` is the arrival time at
 which the query first plans, so a record whose approximate arrival time is
 skewed across that instant may fall either side; and as Spark logs no start
 offset for the first batch, a query that dies before its first batch commits
@@ -55,12 +56,11 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pyspark_kinesis.aggregation import user_records
 from pyspark_kinesis.client import call, make_client
 from pyspark_kinesis.ends import EndStore
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import Position
-from pyspark_kinesis.reading import Peek, ShardEnd, TakeRead, peek_shard, read_range
+from pyspark_kinesis.reading import ROWS, Peek, ShardEnd, TakeRead, peek_shard, read_range
 from pyspark_kinesis.shards import (
     Progress,
     Shard,
@@ -245,8 +245,17 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if known_end is not None:
             # Read before (a retry, a replay): exactly to where that read ended.
             if known_end.position != start:
-                last = str(known_end.position.argument)
-                yield from arrow(read_range(client, self.options, shard_id, start, last))
+                end = known_end.position
+                yield from arrow(
+                    read_range(
+                        client,
+                        self.options,
+                        shard_id,
+                        start,
+                        str(end.argument),
+                        last_sub_sequence_number=end.sub_sequence_number,
+                    )
+                )
             return
         take_read = TakeRead(client, self.options, shard_id, start, take)
         yield from arrow(take_read)
@@ -346,7 +355,7 @@ def _to_arrow(
 ) -> pa.RecordBatch:
     columns: dict[str, list[Any]] = {name: [] for name in schema.names}
     for record in records:
-        for user_record in user_records(record["Data"], record["PartitionKey"]):
+        for user_record in record[ROWS]:
             columns["data"].append(user_record.data)
             columns["partitionKey"].append(user_record.partition_key)
             columns["subSequenceNumber"].append(user_record.sub_sequence_number)

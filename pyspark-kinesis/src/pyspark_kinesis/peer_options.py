@@ -1,0 +1,164 @@
+"""The peers' documented options this source has no use for: accepted with a reason, or refused.
+
+qubole's connector, the AWS connector (`spark-sql-kinesis-connector`, README and
+`KinesisOptions.scala`) and Databricks' Kinesis source document options that tune
+machinery this source does not have (prefetch buffers, metadata retries, a shard
+listing interval) or features it lacks (enhanced fan-out, DynamoDB, Java credential
+providers). Design decision: no documented name is ever "unknown": one that changes
+nothing here is accepted and said once in the log with why; one whose value asks for
+something this source cannot do is refused with what to use instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NotNeeded:
+    """An option accepted and ignored.
+
+    `values`: the values it may take (lower case; any if empty); `refused`: values that
+    ask for what this source cannot do, each with why and what to use instead.
+    """
+
+    why: str
+    values: tuple[str, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()
+
+
+_LISTED_EACH_TRIGGER = "shards are listed once per trigger, so resharding is seen at the next one"
+_RETRIED = (
+    "Kinesis calls are retried by botocore, and throttling again with jittered "
+    "exponential backoff for up to five minutes"
+)
+_FIXED_AT_PLANNING = (
+    "a batch takes the records that had arrived when it was planned, so its tasks stop by "
+    "themselves; a time budget would make a re-run batch return other records"
+)
+_NO_EFO = (
+    "enhanced fan-out (SubscribeToShard) is not implemented: remove the option, or read with "
+    "GetRecords (kinesis.consumerType=GetRecords, consumerMode=polling)"
+)
+_EFO_ONLY = (
+    "it configures enhanced fan-out, which this source does not use (it reads with GetRecords)"
+)
+_NOTES_ARE_FILES = "batch ends are noted in files under metadataPath, written in one rename"
+_NO_DYNAMODB = (
+    "batch ends are noted in files, not DynamoDB: remove the option and set kinesis.metadataPath "
+    "to a directory the driver and every executor see"
+)
+_NO_JAVA_PROVIDER = (
+    "a Java credential provider cannot run in Python: use kinesis.awsAccessKeyId/awsSecretKey, "
+    "kinesis.stsRoleArn, or the default AWS chain (environment, profile, instance role)"
+)
+
+# Lower-cased option name -> what it does here.
+NOT_NEEDED: dict[str, NotNeeded] = {
+    # qubole
+    "awsuseinstanceprofile": NotNeeded(
+        "the default AWS credential chain, used when no keys or role are given, "
+        "includes the instance profile",
+        values=("true", "false"),
+    ),
+    "kinesis.executor.maxfetchtimeinms": NotNeeded(_FIXED_AT_PLANNING),
+    "kinesis.client.describeshardinterval": NotNeeded(_LISTED_EACH_TRIGGER),
+    "kinesis.client.numretries": NotNeeded(_RETRIED),
+    "kinesis.client.retryintervalms": NotNeeded(_RETRIED),
+    "kinesis.client.maxretryintervalms": NotNeeded(_RETRIED),
+    "kinesis.client.avoidemptybatches": NotNeeded(
+        "a trigger with nothing to read runs no batch", values=("true", "false")
+    ),
+    # the AWS connector
+    "kinesis.consumertype": NotNeeded(
+        "GetRecords is how this source reads",
+        values=("getrecords",),
+        refused=(("subscribetoshard", _NO_EFO),),
+    ),
+    "kinesis.consumername": NotNeeded(_EFO_ONLY),
+    "kinesis.subscribetoshard.timeoutsec": NotNeeded(_EFO_ONLY),
+    "kinesis.subscribetoshard.maxretries": NotNeeded(_EFO_ONLY),
+    "kinesis.maxfetchtimepershardsec": NotNeeded(_FIXED_AT_PLANNING),
+    "kinesis.describeshardinterval": NotNeeded(_LISTED_EACH_TRIGGER),
+    "kinesis.minbatchestoretain": NotNeeded(
+        "each shard keeps its newest few batch-end notes, enough for any batch Spark re-runs"
+    ),
+    "kinesis.checknewrecordthreads": NotNeeded(
+        "the driver looks at every shard in parallel, up to 32 at once"
+    ),
+    "kinesis.metadatacommittertype": NotNeeded(
+        "batch ends are noted in files under kinesis.metadataPath (HDFS's role)",
+        values=("hdfs",),
+        refused=(("dynamodb", _NO_DYNAMODB),),
+    ),
+    "kinesis.metadatanumretries": NotNeeded(_NOTES_ARE_FILES),
+    "kinesis.metadataretryintervalsms": NotNeeded(_NOTES_ARE_FILES),
+    "kinesis.metadatamaxretryintervalms": NotNeeded(_NOTES_ARE_FILES),
+    "kinesis.clientnumretries": NotNeeded(_RETRIED),
+    "kinesis.clientretryintervalsms": NotNeeded(_RETRIED),
+    "kinesis.clientmaxretryintervalms": NotNeeded(_RETRIED),
+    # the AWS connector's internal options (in its KinesisOptions.scala, not its README)
+    "kinesis.internal.dataqueuecapacity": NotNeeded("tasks read without a prefetch queue"),
+    "kinesis.internal.maxdataqueueemptycount": NotNeeded("tasks read without a prefetch queue"),
+    "kinesis.internal.dataqueuewaittimeoutsec": NotNeeded("tasks read without a prefetch queue"),
+    "kinesis.internal.maintenancetaskintervalsec": NotNeeded(
+        "no background maintenance task runs here"
+    ),
+    "kinesis.internal.avoidemptybatches": NotNeeded(
+        "a trigger with nothing to read runs no batch", values=("true", "false")
+    ),
+    # Databricks
+    "fetchbuffersize": NotNeeded(
+        "tasks read during their batch: nothing is prefetched or buffered between triggers"
+    ),
+    "shardspertask": NotNeeded("each shard with records is read by a Spark task of its own"),
+    "shardfetchinterval": NotNeeded(_LISTED_EACH_TRIGGER),
+    "consumermode": NotNeeded(
+        "polling is how this source reads", values=("polling",), refused=(("efo", _NO_EFO),)
+    ),
+    "requireconsumerderegistration": NotNeeded(
+        "no enhanced fan-out consumer is registered, so none is deregistered"
+    ),
+}
+
+# Lower-cased option name -> why it is refused and what to use instead.
+REFUSED: dict[str, str] = {
+    "kinesis.credentialproviderclass": _NO_JAVA_PROVIDER,
+    "kinesis.credentialproviderparam": _NO_JAVA_PROVIDER,
+    "kinesis.dynamodb.tablename": _NO_DYNAMODB,
+    "servicecredential": (
+        "Databricks service credentials exist only on Databricks: use roleArn (with "
+        "roleExternalId), or awsAccessKey/awsSecretKey, or the default AWS chain"
+    ),
+}
+
+_said: set[str] = set()
+
+
+def refusal(name: str, value: str) -> str | None:
+    """Why the option `name`=`value` is refused, or None if it is accepted."""
+    key = name.lower()
+    if key in REFUSED:
+        return f"option {name!r} is not supported: {REFUSED[key]}"
+    entry = NOT_NEEDED.get(key)
+    if entry is None:
+        return None
+    given = value.strip().lower()
+    for refused_value, why in entry.refused:
+        if given == refused_value:
+            return f"option {name!r}={value!r} is not supported: {why}"
+    if entry.values and given not in entry.values:
+        return f"option {name!r} must be one of {', '.join(entry.values)}, not {value!r}"
+    return None
+
+
+def say_not_needed(name: str) -> None:
+    """Logs, once per process and option, that `name` is accepted and changes nothing."""
+    key = name.lower()
+    if key in _said:
+        return
+    _said.add(key)
+    log.warning("option %r is accepted and not needed: %s", name, NOT_NEEDED[key].why)
