@@ -379,4 +379,4 @@ def test_throttling_is_waited_out_and_nothing_is_skipped(
         maxRecordsPerTrigger="50",
     )
     assert drain(frame, tmp_path).numbers == list(range(200))
-    assert throttling_proxy.refused > 10
+    assert throttling_proxy.events["throttled_reads"] > 10
