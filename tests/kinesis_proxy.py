@@ -203,7 +203,7 @@ class KinesisProxy(ThreadingHTTPServer):
     """Forwards Kinesis' JSON API to `upstream` (LocalStack), behaving as `behaviours` say.
 
     `behaviours` may be replaced while the proxy runs; `events` counts what it
-    did (`throttled_reads`, `empty_pages`, `expired_iterators`, ...).
+    did (`records_read`, `throttled_reads`, `empty_pages`, `expired_iterators`, ...).
     """
 
     daemon_threads = True
@@ -401,6 +401,7 @@ class KinesisProxy(ThreadingHTTPServer):
                 self._shard(state.stream, state.shard_id).read_bytes.spend(
                     sum(_size(r) for r in shown)
                 )
+        self._count("records_read", len(shown))
         answer = dict(document, Records=shown)
         answer.pop("NextShardIterator", None)
         if follower.upstream is not None or follower.after_sequence_number is not None:

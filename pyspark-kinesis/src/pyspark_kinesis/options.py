@@ -54,6 +54,8 @@ _SECRET_FIELDS = frozenset(
 
 # GetRecords returns at most 10,000 records per call (Kinesis API limit).
 MAX_RECORDS_PER_FETCH = 10_000
+# 4 GetRecords/s per shard, inside AWS's 5, counting the driver's look and the tasks together.
+DEFAULT_MIN_FETCH_PERIOD_S = 0.25
 _STREAM_ARN = re.compile(
     r"^arn:aws[\w-]*:kinesis:(?P<region>[\w-]+):\d{12}:stream/(?P<name>[\w.-]+)$"
 )
@@ -82,7 +84,7 @@ class KinesisOptions:
     max_records_per_shard: int | None = None
     max_records_per_fetch: int = MAX_RECORDS_PER_FETCH
     max_fetch_rate_mb: float | None = None
-    min_fetch_period_s: float = 0.0
+    min_fetch_period_s: float = DEFAULT_MIN_FETCH_PERIOD_S
     max_fetch_duration_s: float | None = None
     fail_on_data_loss: bool = True
     metadata_path: str | None = None
@@ -99,6 +101,7 @@ class KinesisOptions:
                 "(neither means the default AWS credential chain)"
             )
         starting, per_shard = _starting_positions(values)
+        period = _duration_s(values, "min_fetch_period_s")
         return cls(
             stream_name=stream_name,
             region=values.get("region") or arn_region,
@@ -118,7 +121,7 @@ class KinesisOptions:
                 MAX_RECORDS_PER_FETCH,
             ),
             max_fetch_rate_mb=_positive_float(values, "max_fetch_rate_mb"),
-            min_fetch_period_s=_duration_s(values, "min_fetch_period_s") or 0.0,
+            min_fetch_period_s=DEFAULT_MIN_FETCH_PERIOD_S if period is None else period,
             max_fetch_duration_s=_positive_duration_s(values, "max_fetch_duration_s"),
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
             metadata_path=_local_directory(values, "metadata_path"),

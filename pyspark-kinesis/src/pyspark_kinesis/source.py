@@ -56,7 +56,7 @@ from pyspark.sql.types import (
 )
 
 from pyspark_kinesis.aggregation import user_records
-from pyspark_kinesis.client import call, make_client
+from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.ends import EndStore
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import Position
@@ -78,6 +78,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MICROS_PER_SECOND = 1_000_000
+# A batch takes at most this many records from a shard unless maxRecordsPerShard
+# says otherwise, so the first batch after an outage stays a batch, not the backlog.
+DEFAULT_MAX_RECORDS_PER_SHARD = 100_000
 K = TypeVar("K")
 T = TypeVar("T")
 
@@ -123,13 +126,19 @@ class KinesisDataSource(DataSource):
 
 
 class ShardBatch(InputPartition):
-    """What one batch takes from one shard: `take` after `start`."""
+    """What one batch takes from one shard: `take` after `start`.
 
-    def __init__(self, shard_id: str, start: Position, take: Take) -> None:
+    `not_before_s` is when the driver's look at the shard lets the task read it.
+    """
+
+    def __init__(
+        self, shard_id: str, start: Position, take: Take, not_before_s: float = 0.0
+    ) -> None:
         super().__init__(shard_id)
         self.shard_id = shard_id
         self.start = start
         self.take = take
+        self.not_before_s = not_before_s
 
 
 class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
@@ -147,6 +156,9 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # Where the batches of the last start offset ended: every idle trigger plans
         # from that same offset, and must not look (or, with no note, read) again.
         self._found_ends: dict[tuple[str, Position, Take], ShardEnd] = {}
+        # shard id -> wall-clock time its last reader (a peek or a task) lets it be read again.
+        self._next_read_s: dict[str, float] = {}
+        self._committed_takes: frozenset[tuple[str, Position, Take]] = frozenset()
         self._warned_about_rereading = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -155,6 +167,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         state["_client"] = None
         state["_iterators"] = {}
         state["_found_ends"] = {}
+        state["_next_read_s"] = {}
         return state
 
     @property
@@ -202,7 +215,9 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if not with_records and progress == known:
             return start  # nothing to read: Spark runs no batch
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
-        shares = _split(budget, with_records, self.options.max_records_per_shard)
+        turn = int(start.get("turn", 0))
+        cap = self.options.max_records_per_shard or DEFAULT_MAX_RECORDS_PER_SHARD
+        shares = _split(budget, with_records, cap, turn)
         window = self.options.max_fetch_duration_s
         for shard_id, share in shares.items():
             if share == 0:
@@ -213,7 +228,10 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 shard_until_s = min(until_s, first_arrival_s + window)
             take = Take(shard_until_s, share)
             progress[shard_id] = ShardProgress(progress[shard_id].position, take=take)
-        return progress_to_offset(progress)
+        offset = progress_to_offset(progress)
+        if budget is not None:
+            offset["turn"] = turn + budget % max(1, len(with_records))
+        return offset
 
     def reportLatestOffset(self) -> dict[str, Any] | None:
         if not self._behind_ms:
@@ -222,7 +240,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
         return [
-            ShardBatch(shard_id, state.position, state.take)
+            ShardBatch(shard_id, state.position, state.take, self._next_read_s.get(shard_id, 0.0))
             for shard_id, state in sorted(progress_from_offset(end).items())
             if state.take is not None
         ]
@@ -241,17 +259,41 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             for chunk in chunks:
                 yield _to_arrow(chunk, self.options.stream_name, shard_id, arrow_schema)
 
+        not_before_s = partition.not_before_s
         known_end = self.ends.get(shard_id, start, take)
         if known_end is not None:
             # Read before (a retry, a replay): exactly to where that read ended.
             if known_end.position != start:
                 last = str(known_end.position.argument)
-                yield from arrow(read_range(client, self.options, shard_id, start, last))
+                yield from arrow(
+                    read_range(
+                        client, self.options, shard_id, start, last, not_before_s=not_before_s
+                    )
+                )
             return
-        take_read = TakeRead(client, self.options, shard_id, start, take)
+        take_read = TakeRead(client, self.options, shard_id, start, take, not_before_s=not_before_s)
         yield from arrow(take_read)
         assert take_read.end is not None  # set once its records were all read
-        self.ends.put(shard_id, start, take, take_read.end)
+        noted = self.ends.put(shard_id, start, take, take_read.end)
+        if noted != take_read.end:
+            # Spark keeps the output of one attempt only: this one must match the note.
+            raise KinesisSourceError(
+                f"another attempt of this task read shard {shard_id} to {noted.position}, this "
+                f"one to {take_read.end.position}: failing it, so that its retry reads exactly "
+                "to the noted end"
+            )
+
+    def commit(self, end: dict[str, Any]) -> None:
+        """Called on the driver once Spark has committed the batch ending at `end`.
+
+        The next batch starts from `end`'s notes; the batch before needs none any
+        more, so its notes are removed. (After a restart the first commit has no
+        batch before it: that batch's notes stay behind.)
+        """
+        takes = _takes(progress_from_offset(end))
+        for shard_id, position, take in self._committed_takes - takes:
+            self.ends.remove(shard_id, position, take)
+        self._committed_takes = takes
 
     def _list_shards(self) -> list[Shard]:
         shards: list[Shard] = []
@@ -286,10 +328,16 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     self.ends.root,
                     shard_id,
                 )
-            return TakeRead(self.client, self.options, shard_id, position, take).read_to_end()
+            # The task's last read of the shard is unknown: one period after now is safe.
+            not_before_s = time.time() + self.options.min_fetch_period_s
+            return TakeRead(
+                self.client, self.options, shard_id, position, take, not_before_s=not_before_s
+            ).read_to_end()
 
         found.update(self._in_parallel(end_of, [key for key in taken if key not in found]))
         self._found_ends = found
+        for (shard_id, _, _), end in found.items():
+            self._next_read_s[shard_id] = max(self._next_read_s.get(shard_id, 0.0), end.next_read_s)
         resolved = dict(progress)
         for key, end in found.items():
             resolved[taken[key]] = ShardProgress(end.position, end.ended)
@@ -306,9 +354,11 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 position,
                 until_s=until_s,
                 iterator=iterator if saved_position == position else None,
+                not_before_s=self._next_read_s.get(shard_id, 0.0),
             )
 
         peeks = self._in_parallel(peek, shard_ids)
+        self._next_read_s.update({shard_id: peek.next_read_s for shard_id, peek in peeks.items()})
         self._iterators = {
             shard_id: (progress[shard_id].position, peek.iterator)
             for shard_id, peek in peeks.items()
@@ -324,21 +374,33 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             return dict(zip(items, pool.map(work, items), strict=True))
 
 
+def _takes(progress: Progress) -> frozenset[tuple[str, Position, Take]]:
+    return frozenset(
+        (shard_id, state.position, state.take)
+        for shard_id, state in progress.items()
+        if state.take is not None
+    )
+
+
 def _split(
-    budget: int | None, shard_ids: list[str], per_shard_cap: int | None
-) -> dict[str, int | None]:
+    budget: int | None, shard_ids: list[str], per_shard_cap: int, turn: int
+) -> dict[str, int]:
+    """Each shard's share of `budget`, at most `per_shard_cap`.
+
+    The remainder goes to the shards from the `turn`-th on, and the offset
+    carries the next turn forward (`turn + remainder`), so with a budget smaller
+    than the shard count every shard gets records within a few batches, and a
+    replayed batch gets the same shares.
+    """
     if budget is None:
         return dict.fromkeys(shard_ids, per_shard_cap)
     share, extra = divmod(budget, len(shard_ids))
-    # Rotate who gets the remainder so a budget smaller than the shard count starves no shard.
-    offset = int(time.monotonic()) % len(shard_ids)
-    rotated = shard_ids[offset:] + shard_ids[:offset]
-    shares = {
-        shard_id: share + (1 if index < extra else 0) for index, shard_id in enumerate(rotated)
+    first = turn % len(shard_ids)
+    rotated = shard_ids[first:] + shard_ids[:first]
+    return {
+        shard_id: min(share + (1 if index < extra else 0), per_shard_cap)
+        for index, shard_id in enumerate(rotated)
     }
-    if per_shard_cap is not None:
-        shares = {shard_id: min(rows, per_shard_cap) for shard_id, rows in shares.items()}
-    return dict(shares)
 
 
 def _to_arrow(
