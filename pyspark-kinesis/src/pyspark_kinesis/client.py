@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -107,11 +108,17 @@ def make_client(options: KinesisOptions) -> Any:
     botocore rather than boto3: boto3's import (s3transfer) would add a third of
     a second to every query's start, for nothing the source uses.
     """
-    return _client_for(ClientIdentity.of(options))
+    return _client_for(ClientIdentity.of(options), _aws_environment())
+
+
+def _aws_environment() -> tuple[tuple[str, str], ...]:
+    # The default credential chain and region read these when a client is built.
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
 
 
 @functools.cache
-def _client_for(options: ClientIdentity) -> Any:
+def _client_for(options: ClientIdentity, environment: tuple[tuple[str, str], ...]) -> Any:
+    """`environment` is part of the cache key only: a changed AWS_* variable gets a new client."""
     session = botocore.session.get_session()
     session.register_component("data_loader", _shared_loader())
     if options.access_key_id and options.secret_access_key:

@@ -9,19 +9,37 @@ logs says, per shard, where the batch starts and what it takes (`Take`): the
 records that arrived by the planning instant, at most the batch's share of
 `maxRecordsPerTrigger`. Both bounds are fixed at planning, so any read of the
 batch returns the same records; the driver only looks at one record per shard
-to see whether there is anything to take (`peek_shard`).
+to see whether there is anything to take (`peek_shard`, which looks past empty
+pages that say records wait further on, so Trigger.AvailableNow never mistakes
+them for a drained shard).
 
 The task that reads a shard's batch notes where it ended in a small file under
-`metadataPath` (`EndStore`, the AWS connector's design); the driver starts the
-next batch there, and a retried or replayed task reads exactly to it. Without
-the file (executors on other machines and no shared `metadataPath`) the driver
-reads the batch's records again to find the same end: slower, equally exact.
+`metadataPath` (`EndStore`, the AWS connector's design), once: a later attempt
+of the same task that read to another end fails, and its retry reads exactly
+to the note. The driver starts the next batch there, a retried or replayed
+task reads exactly to it, and `commit` removes the notes of the batch before
+the one Spark committed. Without a note (executors on other machines and no
+shared `metadataPath`) the driver reads the batch's records again to find the
+same end. That is exact only if the task saw every record the driver sees, so
+until the driver has seen a note, a batch takes only records that arrived
+VISIBILITY_MARGIN_S (2 s) before it was planned (`_planning_instant`).
+
+Pacing: the driver's look at a shard and the task reading it take turns, each
+starting when the previous reader's pace allows (wall-clock times carried in
+the partition and in the note): `minFetchPeriod` (default 250 ms) between
+GetRecords calls and `maxFetchRate` (default 2 MB/s), inside AWS's 5 calls/s
+and 2 MB/s per shard when the query is the shard's only reader. A batch takes
+at most DEFAULT_MAX_RECORDS_PER_SHARD (100,000) records per shard unless
+`maxRecordsPerShard` says otherwise, so the first batch after an outage is
+bounded too. The remainder of `maxRecordsPerTrigger` goes to each shard in
+turn, the turn kept in the offset.
 
 Limits: the bound is Kinesis' approximate arrival time against the driver's
-clock, so clocks should agree (NTP), and a record Kinesis accepted before the
-planning instant but shows only after a task has read the shard's end falls to
-the next batch, or, if the driver must re-read to find the end and sees it by
-then, is not read at all: on clusters, give every node the same `metadataPath`.
+clock, so clocks should agree (NTP). A record Kinesis shows later than its
+arrival time falls to the next batch when notes are seen; without notes it is
+read in its batch if Kinesis shows it within 2 s, and one shown later still
+can be skipped: on clusters, give every node the same `metadataPath`. After a
+restart, the notes of the batch before the first commit stay behind.
 `maxRecordsPerTrigger` counts Kinesis records, before KPL de-aggregation, and
 is shared among the shards that have records. `LATEST` is the arrival time at
 which the query first plans, so a record whose approximate arrival time is
@@ -81,6 +99,9 @@ _MICROS_PER_SECOND = 1_000_000
 # A batch takes at most this many records from a shard unless maxRecordsPerShard
 # says otherwise, so the first batch after an outage stays a batch, not the backlog.
 DEFAULT_MAX_RECORDS_PER_SHARD = 100_000
+# Kinesis shows a record at most this long after its approximate arrival time
+# (the bound under which a batch read without a note is exact; see `_planning_instant`).
+VISIBILITY_MARGIN_S = 2.0
 K = TypeVar("K")
 T = TypeVar("T")
 
@@ -159,6 +180,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # shard id -> wall-clock time its last reader (a peek or a task) lets it be read again.
         self._next_read_s: dict[str, float] = {}
         self._committed_takes: frozenset[tuple[str, Position, Take]] = frozenset()
+        # Whether the tasks' notes reach this driver (see `_planning_instant`).
+        self._notes_seen = False
         self._warned_about_rereading = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -202,8 +225,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
         cutoff_s, eligible = self._available_now or (None, None)
-        until_s = time.time() if cutoff_s is None else cutoff_s
         known = self._where_batches_ended(progress_from_offset(start))
+        until_s = self._planning_instant(cutoff_s)
         progress = with_new_shards(known, self._list_shards(), eligible)
         readable = sorted(shard_id for shard_id, state in progress.items() if not state.ended)
         peeks = self._peek(progress, readable, until_s)
@@ -232,6 +255,23 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if budget is not None:
             offset["turn"] = turn + budget % max(1, len(with_records))
         return offset
+
+    def _planning_instant(self, cutoff_s: float | None) -> float:
+        """Until when the next batch takes records (their approximate arrival time).
+
+        Until a task's note has been seen, the driver may have to read a batch
+        again to find its end, which is exact only if the task saw every record
+        the driver will see. Kinesis shows a record a little after its arrival
+        time, so the batch then takes only records older than
+        VISIBILITY_MARGIN_S (under Trigger.AvailableNow, it waits that long past
+        the query's cutoff once).
+        """
+        if self._notes_seen:
+            return time.time() if cutoff_s is None else cutoff_s
+        if cutoff_s is None:
+            return time.time() - VISIBILITY_MARGIN_S
+        time.sleep(max(0.0, cutoff_s + VISIBILITY_MARGIN_S - time.time()))
+        return cutoff_s
 
     def reportLatestOffset(self) -> dict[str, Any] | None:
         if not self._behind_ms:
@@ -314,11 +354,14 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         }
         found = {key: end for key, end in self._found_ends.items() if key in taken}
 
+        missing: list[str] = []
+
         def end_of(key: tuple[str, Position, Take]) -> ShardEnd:
             shard_id, position, take = key
             known_end = self.ends.get(shard_id, position, take)
             if known_end is not None:
                 return known_end
+            missing.append(shard_id)
             if not self._warned_about_rereading:
                 self._warned_about_rereading = True
                 log.warning(
@@ -334,7 +377,10 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 self.client, self.options, shard_id, position, take, not_before_s=not_before_s
             ).read_to_end()
 
-        found.update(self._in_parallel(end_of, [key for key in taken if key not in found]))
+        unresolved = [key for key in taken if key not in found]
+        found.update(self._in_parallel(end_of, unresolved))
+        if unresolved:
+            self._notes_seen = not missing
         self._found_ends = found
         for (shard_id, _, _), end in found.items():
             self._next_read_s[shard_id] = max(self._next_read_s.get(shard_id, 0.0), end.next_read_s)
