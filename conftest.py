@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import boto3
 import pytest
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 from testcontainers.core.container import DockerContainer
 
 from tests.kinesis_proxy import Behaviours, KinesisProxy, running_proxy
@@ -37,9 +38,18 @@ def _wait_for_kinesis(url: str) -> None:
         try:
             services = requests.get(f"{url}/_localstack/health", timeout=2).json()["services"]
             if services.get("kinesis") in ("available", "running"):
+                # LocalStack starts its Kinesis engine on the first call, which a busy
+                # machine can refuse: the first test must not be the one to find out.
+                boto3.client("kinesis", endpoint_url=url, region_name=REGION).list_streams()
                 return
             last_error = f"kinesis is {services.get('kinesis')!r}"
-        except (requests.RequestException, ValueError, KeyError) as error:
+        except (
+            requests.RequestException,
+            ValueError,
+            KeyError,
+            BotoCoreError,
+            ClientError,
+        ) as error:
             last_error = str(error)
         time.sleep(0.5)
     raise RuntimeError(f"LocalStack at {url} not ready within {STARTUP_DEADLINE_S}s: {last_error}")
