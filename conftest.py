@@ -10,18 +10,18 @@ fixture itself.
 from __future__ import annotations
 
 import os
-import random
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 from testcontainers.core.container import DockerContainer
+
+from tests.kinesis_proxy import Behaviours, KinesisProxy, running_proxy
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
@@ -38,9 +38,18 @@ def _wait_for_kinesis(url: str) -> None:
         try:
             services = requests.get(f"{url}/_localstack/health", timeout=2).json()["services"]
             if services.get("kinesis") in ("available", "running"):
+                # LocalStack starts its Kinesis engine on the first call, which a busy
+                # machine can refuse: the first test must not be the one to find out.
+                boto3.client("kinesis", endpoint_url=url, region_name=REGION).list_streams()
                 return
             last_error = f"kinesis is {services.get('kinesis')!r}"
-        except (requests.RequestException, ValueError, KeyError) as error:
+        except (
+            requests.RequestException,
+            ValueError,
+            KeyError,
+            BotoCoreError,
+            ClientError,
+        ) as error:
             last_error = str(error)
         time.sleep(0.5)
     raise RuntimeError(f"LocalStack at {url} not ready within {STARTUP_DEADLINE_S}s: {last_error}")
@@ -89,75 +98,29 @@ def throttled_kinesis_endpoint() -> Iterator[str]:
     """A LocalStack Kinesis with `KINESIS_ERROR_PROBABILITY` set.
 
     LocalStack injects its errors into PutRecord(s) only; reads are throttled by
-    `ThrottlingProxy` in front of it.
+    the `throttling_proxy` in front of it.
     """
     with _localstack(KINESIS_ERROR_PROBABILITY=str(THROTTLING_PROBABILITY)) as url:
         yield url
 
 
-class ThrottlingProxy(ThreadingHTTPServer):
-    """Forwards Kinesis calls to LocalStack, refusing a share of reads as Kinesis does.
-
-    Real Kinesis answers a shard read over its limits with HTTP 400
-    `ProvisionedThroughputExceededException`; so does this proxy, for a seeded
-    random share of GetRecords, GetShardIterator and ListShards calls.
-    """
-
-    THROTTLED = frozenset({"GetRecords", "GetShardIterator", "ListShards"})
-
-    def __init__(self, upstream: str, probability: float) -> None:
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        self.upstream = upstream
-        self.probability = probability
-        self.random = random.Random(7)
-        self.refused = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    server: ThrottlingProxy
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
-        if (
-            operation in ThrottlingProxy.THROTTLED
-            and self.server.random.random() < self.server.probability
-        ):
-            self.server.refused += 1
-            error = (
-                b'{"__type": "ProvisionedThroughputExceededException", "message": "Rate exceeded"}'
-            )
-            self._answer(400, error, "application/x-amz-json-1.1")
-            return
-        headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
-        answer = requests.post(
-            self.server.upstream + self.path, data=body, headers=headers, timeout=30
-        )
-        self._answer(answer.status_code, answer.content, answer.headers.get("Content-Type", ""))
-
-    def _answer(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+@pytest.fixture
+def throttling_proxy(throttled_kinesis_endpoint: str) -> Iterator[KinesisProxy]:
+    """A proxy refusing a seeded random share of reads, in front of the throttled LocalStack."""
+    behaviours = Behaviours(random_throttling_probability=THROTTLING_PROBABILITY)
+    with running_proxy(throttled_kinesis_endpoint, behaviours) as proxy:
+        yield proxy
 
 
 @pytest.fixture
-def throttling_proxy(throttled_kinesis_endpoint: str) -> Iterator[ThrottlingProxy]:
-    proxy = ThrottlingProxy(throttled_kinesis_endpoint, THROTTLING_PROBABILITY)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    yield proxy
-    proxy.shutdown()
-    proxy.server_close()
+def kinesis_proxy(kinesis_endpoint: str) -> Iterator[KinesisProxy]:
+    """An AWS-faithful proxy in front of the session's LocalStack; every behaviour off.
+
+    Tests switch behaviours on by assigning `kinesis_proxy.behaviours`
+    (`Behaviours.aws()` for AWS's limits) and read what it did in `.events`.
+    """
+    with running_proxy(kinesis_endpoint) as proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pyspark_kinesis.ends import ENTRIES_KEPT_PER_SHARD, EndStore
+from pyspark_kinesis.ends import EndStore
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
 from pyspark_kinesis.reading import ShardEnd
@@ -44,12 +44,22 @@ def test_another_batch_finds_no_end(
     assert store(tmp_path, stream).get(shard_id, start, take) is None
 
 
-def test_each_shard_keeps_only_its_newest_ends(tmp_path: Path) -> None:
+def test_the_first_noted_end_stands(tmp_path: Path) -> None:
+    other = ShardEnd(after("49590000000000000000000000009"), ended=False, records=10)
+    assert store(tmp_path).put(SHARD, TRIM_HORIZON, TAKE, END) == END
+    # A second attempt of the same task, which read to another end, loses the race.
+    assert store(tmp_path).put(SHARD, TRIM_HORIZON, TAKE, other) == END
+    assert store(tmp_path).get(SHARD, TRIM_HORIZON, TAKE) == END
+    assert [path.name.startswith(".") for path in tmp_path.rglob("*")].count(True) == 0
+
+
+def test_a_removed_end_is_gone_and_others_stay(tmp_path: Path) -> None:
     ends = store(tmp_path)
-    for n in range(ENTRIES_KEPT_PER_SHARD + 5):
-        ends.put(SHARD, after(str(n)), TAKE, END)
-    assert len(list(tmp_path.rglob("*.json"))) == ENTRIES_KEPT_PER_SHARD
-    assert ends.get(SHARD, after(str(ENTRIES_KEPT_PER_SHARD + 4)), TAKE) == END
+    ends.put(SHARD, TRIM_HORIZON, TAKE, END)
+    ends.put(SHARD, after("1"), TAKE, END)
+    ends.remove(SHARD, TRIM_HORIZON, TAKE)
+    assert ends.get(SHARD, TRIM_HORIZON, TAKE) is None
+    assert ends.get(SHARD, after("1"), TAKE) == END
 
 
 def test_an_unusable_directory_costs_the_note_not_the_batch(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ def test_defaults() -> None:
         options.fail_on_data_loss,
         options.region,
         options.endpoint_url,
-    ) == (Position("LATEST"), MAX_RECORDS_PER_FETCH, None, 0.0, True, None, None)
+    ) == (Position("LATEST"), MAX_RECORDS_PER_FETCH, None, 0.25, True, None, None)
 
 
 def test_unknown_option_is_named_with_the_accepted_names() -> None:

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from pyspark_kinesis import options as options_module
 from pyspark_kinesis import peer_options
 from pyspark_kinesis.client import make_client
-from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
+from pyspark_kinesis.options import DEFAULT_MIN_FETCH_PERIOD_S, KinesisOptionError, KinesisOptions
 from pyspark_kinesis.positions import Position
 
 pytestmark = pytest.mark.unit
@@ -203,10 +203,10 @@ def test_the_region_is_taken_from_a_kinesis_endpoint_as_the_peers_do(
 
 
 def test_qubole_idle_time_counts_only_with_add_idle_time() -> None:
-    idle = {"kinesis.executor.idleTimeBetweenReadsInMs": "250"}
-    assert parse(**idle).min_fetch_period_s == 0.0
+    idle = {"kinesis.executor.idleTimeBetweenReadsInMs": "600"}
+    assert parse(**idle).min_fetch_period_s == DEFAULT_MIN_FETCH_PERIOD_S
     added = parse(**idle, **{"kinesis.executor.addIdleTimeBetweenReads": "true"})
-    assert added.min_fetch_period_s == 0.25
+    assert added.min_fetch_period_s == 0.6
 
 
 def test_qubole_add_idle_time_alone_waits_its_default_second() -> None:

@@ -15,6 +15,8 @@ from pyspark_kinesis.reading import ShardEnd, TakeRead, peek_shard, read_range
 from pyspark_kinesis.shards import Take
 from pyspark_kinesis.source import KinesisStreamReader
 
+from tests.kinesis_proxy import Behaviours
+
 pytestmark = pytest.mark.unit
 
 REGION = "us-east-1"
@@ -269,28 +271,59 @@ def test_unreachable_endpoint_error_names_the_endpoint() -> None:
 
 
 def test_idle_triggers_never_read_the_last_batch_again(
-    kinesis_endpoint: str, kinesis_client: Any, stream: str, tmp_path: Path
+    kinesis_proxy: Any, kinesis_client: Any, stream: str, tmp_path: Path
 ) -> None:
     # No usable metadataPath: the driver must read the batch once to find its end.
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     options = options_for(
-        kinesis_endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(blocked)
+        kinesis_proxy.url, stream, starting_position=TRIM_HORIZON, metadata_path=str(blocked)
     )
     reader = KinesisStreamReader(options)
     put(kinesis_client, stream, 5)
-    start = reader.initialOffset()
-    end = reader.latestOffset(start, ReadAllAvailable())
-    records_fetched = []
-    get_records = reader.client.get_records
-
-    def counting_get_records(**request: Any) -> Any:
-        answer = get_records(**request)
-        records_fetched.append(len(answer["Records"]))
-        return answer
-
-    reader.client.get_records = counting_get_records
+    start = end = reader.initialOffset()
+    deadline = time.monotonic() + RESHARD_DEADLINE_S
+    # Plan until every record is in a batch; each call reads the last batch to find its end.
+    while (following := reader.latestOffset(end, ReadAllAvailable())) != end or end == start:
+        assert time.monotonic() < deadline, "the records were never all planned"
+        end = following
+    read_while_planning = kinesis_proxy.events["records_read"]
     assert reader.latestOffset(end, ReadAllAvailable()) == end  # nothing new
-    assert sum(records_fetched) == 5  # found where the batch ended, by reading it
     assert reader.latestOffset(end, ReadAllAvailable()) == end
-    assert sum(records_fetched) == 5  # and not again
+    assert kinesis_proxy.events["records_read"] == read_while_planning  # nothing read again
+
+
+def test_kms_throttling_is_waited_out(kinesis_proxy: Any, kinesis_client: Any, stream: str) -> None:
+    put(kinesis_client, stream, 6)
+    kinesis_proxy.behaviours = Behaviours(kms_throttling_probability=0.5)
+    options = options_for(kinesis_proxy.url, stream, max_records_per_fetch=2)
+    read, end = take(make_client(options), options)
+    assert (len(read), end.records) == (6, 6)
+    assert kinesis_proxy.events["kms_throttled"] > 0
+
+
+def test_a_peek_looks_past_empty_pages_while_records_wait(
+    kinesis_proxy: Any, kinesis_client: Any, stream: str
+) -> None:
+    put(kinesis_client, stream, 1)
+    kinesis_proxy.behaviours = Behaviours(empty_pages_first=3)
+    options = options_for(kinesis_proxy.url, stream)
+    peek = peek_shard(make_client(options), options, SHARD_0, TRIM_HORIZON, until_s=time.time())
+    assert peek.has_records
+    assert kinesis_proxy.events["empty_pages"] == 3
+
+
+def test_a_peek_then_a_take_stay_inside_aws_read_limits(
+    kinesis_proxy: Any, kinesis_client: Any, stream: str
+) -> None:
+    put(kinesis_client, stream, 12)
+    kinesis_proxy.behaviours = Behaviours.aws()
+    # One record per call: the take makes a dozen GetRecords calls in a row.
+    options = options_for(kinesis_proxy.url, stream, max_records_per_fetch=1)
+    client = make_client(options)
+    peek = peek_shard(client, options, SHARD_0, TRIM_HORIZON, until_s=time.time())
+    reader = TakeRead(
+        client, options, SHARD_0, TRIM_HORIZON, Take(time.time()), not_before_s=peek.next_read_s
+    )
+    assert sum(len(records) for records in reader) == 12
+    assert kinesis_proxy.events["throttled_reads"] == 0

@@ -17,6 +17,8 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
+from tests.kinesis_proxy import Behaviours
+
 pytestmark = pytest.mark.unit
 
 DEADLINE_S = 90.0
@@ -379,4 +381,41 @@ def test_throttling_is_waited_out_and_nothing_is_skipped(
         maxRecordsPerTrigger="50",
     )
     assert drain(frame, tmp_path).numbers == list(range(200))
-    assert throttling_proxy.refused > 10
+    assert throttling_proxy.events["throttled_reads"] > 10
+
+
+def test_available_now_drains_past_empty_pages_and_still_ends(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 200))
+    # AWS may answer empty pages while records wait (MillisBehindLatest > 0).
+    kinesis_proxy.behaviours = Behaviours(empty_pages_first=2, empty_page_probability=0.3)
+    frame = source(
+        spark, kinesis_proxy.url, stream, startingPosition="TRIM_HORIZON", maxRecordsPerTrigger="50"
+    )
+    assert drain(frame, tmp_path).numbers == list(range(200))
+    assert kinesis_proxy.events["empty_pages"] >= 4
+
+
+def test_under_aws_read_limits_a_query_is_never_throttled_and_loses_nothing(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 200))
+    kinesis_proxy.behaviours = Behaviours.aws()
+    # Small fetches: a batch takes several GetRecords calls from each shard in a row.
+    frame = source(
+        spark,
+        kinesis_proxy.url,
+        stream,
+        startingPosition="TRIM_HORIZON",
+        maxRecordsPerTrigger="100",
+        maxRecordsPerFetch="10",
+    )
+    assert drain(frame, tmp_path).numbers == list(range(200))
+    refused = {
+        event: kinesis_proxy.events[event]
+        for event in ("throttled_reads", "throttled_iterators", "limited_control_plane_calls")
+    }
+    assert refused == dict.fromkeys(refused, 0)

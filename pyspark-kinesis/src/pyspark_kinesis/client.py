@@ -1,7 +1,9 @@
 """A Kinesis client built from the options, and the errors a user can act on.
 
-Clients are made where they are used (on the driver while planning, in each
-task on the executors) and never travel inside pickled Spark state. Throttling
+Clients never travel inside pickled Spark state: each process (the driver's
+planner, each Python worker) makes one per identity and endpoint on first use
+and keeps it, so a task does not build a client (nor, with a role, call
+AssumeRole) per batch; an assumed role's credentials refresh themselves. Throttling
 is retried twice over: botocore's standard mode for brief bursts, then an outer
 retry with jittered exponential backoff for sustained throttling, so a busy
 shard slows a query down instead of failing or skipping data.
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import botocore.loaders
@@ -31,7 +35,14 @@ from pyspark_kinesis.options import KinesisOptions
 
 log = logging.getLogger(__name__)
 
-_THROTTLING = frozenset({"ProvisionedThroughputExceededException", "LimitExceededException"})
+_THROTTLING = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+        # An encrypted stream's reads and writes also wait on KMS' own rate.
+        "KMSThrottlingException",
+    }
+)
 _BAD_CREDENTIALS = frozenset(
     {
         "UnrecognizedClientException",
@@ -62,13 +73,54 @@ def _is_throttling(error: BaseException) -> bool:
     return error_code(error) in _THROTTLING
 
 
+@dataclass(frozen=True)
+class ClientIdentity:
+    """What makes two clients differ: who calls, where, and in which region."""
+
+    region: str | None
+    endpoint_url: str | None
+    access_key_id: str | None = field(repr=False)
+    secret_access_key: str | None = field(repr=False)
+    session_token: str | None = field(repr=False)
+    role_arn: str | None
+    role_session_name: str
+    role_external_id: str | None = field(repr=False)
+    sts_endpoint_url: str | None
+
+    @classmethod
+    def of(cls, options: KinesisOptions) -> ClientIdentity:
+        return cls(
+            options.region,
+            options.endpoint_url,
+            options.access_key_id,
+            options.secret_access_key,
+            options.session_token,
+            options.role_arn,
+            options.role_session_name,
+            options.role_external_id,
+            options.sts_endpoint_url,
+        )
+
+
 def make_client(options: KinesisOptions) -> Any:
-    """A Kinesis client: explicit keys, an assumed role, or the default chain.
+    """This process's Kinesis client for the options' identity: explicit keys, an
+    assumed role, or the default chain. botocore clients are thread-safe.
 
     Its records' `ApproximateArrivalTimestamp` is epoch seconds (a float).
     botocore rather than boto3: boto3's import (s3transfer) would add a third of
     a second to every query's start, for nothing the source uses.
     """
+    return _client_for(ClientIdentity.of(options), _aws_environment())
+
+
+def _aws_environment() -> tuple[tuple[str, str], ...]:
+    # The default credential chain and region read these when a client is built.
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+
+
+@functools.cache
+def _client_for(options: ClientIdentity, environment: tuple[tuple[str, str], ...]) -> Any:
+    """`environment` is part of the cache key only: a changed AWS_* variable gets a new client."""
     session = botocore.session.get_session()
     session.register_component("data_loader", _shared_loader())
     if options.access_key_id and options.secret_access_key:
@@ -104,7 +156,7 @@ def _shared_loader() -> Any:
     return botocore.loaders.create_loader()
 
 
-def _assume_role(session: botocore.session.Session, options: KinesisOptions) -> None:
+def _assume_role(session: botocore.session.Session, options: ClientIdentity) -> None:
     # Refreshable, so a query running for days keeps working past the role's hour.
     extra_args = {"RoleSessionName": options.role_session_name}
     if options.role_external_id:

@@ -7,7 +7,10 @@ exactly to it. A missing file costs speed, never correctness: the driver then
 reads the shard itself to find the same end (see `TakeRead`).
 
 Files are named by everything that fixes a batch's records (stream, shard,
-start, take), so they never go stale; each shard keeps its newest few.
+start, take), so they never go stale. Each is written once: the first attempt
+of a task to finish notes its end, and a later attempt that read to another
+end fails rather than let two ends stand. The reader removes a batch's notes
+once Spark has committed the batch after it (`KinesisStreamReader.commit`).
 """
 
 from __future__ import annotations
@@ -25,10 +28,6 @@ from pyspark_kinesis.reading import ShardEnd
 from pyspark_kinesis.shards import Take
 
 log = logging.getLogger(__name__)
-
-# Spark only ever re-runs the batch after the last committed one; a few spare
-# entries cover a driver and a task that are one batch apart.
-ENTRIES_KEPT_PER_SHARD = 8
 
 
 def default_root() -> str:
@@ -53,20 +52,32 @@ class EndStore:
             return None
         return ShardEnd.from_json(document)
 
-    def put(self, shard_id: str, start: Position, take: Take, end: ShardEnd) -> None:
+    def put(self, shard_id: str, start: Position, take: Take, end: ShardEnd) -> ShardEnd:
+        """Notes `end` unless the batch's end is noted already; returns the end that stands."""
         path = self._path(shard_id, start, take)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Written whole, then renamed: a reader never sees half a file.
+            # Written whole, then linked into place: a reader never sees half a file,
+            # and the link fails if another attempt's note is there first.
             with tempfile.NamedTemporaryFile(
                 "w", dir=path.parent, prefix=".", suffix=".tmp", delete=False
             ) as partial:
                 json.dump(end.to_json(), partial)
-            os.replace(partial.name, path)
-            self._prune(path.parent)
+            try:
+                os.link(partial.name, path)
+            except FileExistsError:
+                return self.get(shard_id, start, take) or end
+            finally:
+                os.unlink(partial.name)
         except OSError as error:
-            # Only speed depends on it: the driver finds the end by reading instead.
             log.warning("cannot note where %s's batch ended in %s: %s", shard_id, self.root, error)
+        return end
+
+    def remove(self, shard_id: str, start: Position, take: Take) -> None:
+        try:
+            self._path(shard_id, start, take).unlink(missing_ok=True)
+        except OSError as error:
+            log.warning("cannot remove a committed batch's end for %s: %s", shard_id, error)
 
     def _path(self, shard_id: str, start: Position, take: Take) -> Path:
         identity = [
@@ -79,11 +90,6 @@ class EndStore:
         ]
         digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
         return self.root / _safe(self.options.stream_name) / _safe(shard_id) / f"{digest}.json"
-
-    def _prune(self, folder: Path) -> None:
-        entries = sorted(folder.glob("*.json"), key=lambda entry: entry.stat().st_mtime)
-        for stale in entries[:-ENTRIES_KEPT_PER_SHARD]:
-            stale.unlink(missing_ok=True)
 
 
 def _safe(name: str) -> str:

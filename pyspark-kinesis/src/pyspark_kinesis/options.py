@@ -72,6 +72,8 @@ _SECRET_FIELDS = frozenset(
 
 # GetRecords returns at most 10,000 records per call (Kinesis API limit).
 MAX_RECORDS_PER_FETCH = 10_000
+# 4 GetRecords/s per shard, inside AWS's 5, counting the driver's look and the tasks together.
+DEFAULT_MIN_FETCH_PERIOD_S = 0.25
 _STREAM_ARN = re.compile(
     r"^arn:aws[\w-]*:kinesis:(?P<region>[\w-]+):\d{12}:stream/(?P<name>[\w.-]+)$"
 )
@@ -104,7 +106,7 @@ class KinesisOptions:
     max_records_per_shard: int | None = None
     max_records_per_fetch: int = MAX_RECORDS_PER_FETCH
     max_fetch_rate_mb: float | None = None
-    min_fetch_period_s: float = 0.0
+    min_fetch_period_s: float = DEFAULT_MIN_FETCH_PERIOD_S
     max_fetch_duration_s: float | None = None
     fail_on_data_loss: bool = True
     metadata_path: str | None = None
@@ -298,7 +300,7 @@ def _min_fetch_period_s(values: Mapping[str, str]) -> float:
             _milliseconds({"idle_between_reads_ms": "1000", **values}, "idle_between_reads_ms")
             / 1000
         )
-    return 0.0
+    return DEFAULT_MIN_FETCH_PERIOD_S
 
 
 def _milliseconds(values: Mapping[str, str], name: str) -> int:

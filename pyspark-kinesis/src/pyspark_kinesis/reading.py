@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 ROWS = "Rows"
 # How long a task waits for records an earlier read saw before calling them lost.
 VISIBILITY_PATIENCE_S = 60.0
+# AWS's read rate per shard, the default pace of one reader when maxFetchRate is unset.
+DEFAULT_FETCH_RATE_MB = 2.0
 _BYTES_PER_MB = 1024 * 1024
 
 
@@ -53,13 +55,21 @@ class Fetch:
 
 @dataclass
 class ShardCursor:
-    """Walks a shard with GetRecords from a position, re-acquiring expired iterators."""
+    """Walks a shard with GetRecords from a position, re-acquiring expired iterators.
+
+    Its calls are paced (`next_call_s`) so that readers of a shard taking turns
+    (the driver's peek, then a task, then the next peek) stay inside Kinesis'
+    per-shard limits together: each starts no sooner than `not_before_s`, the
+    previous reader's `next_call_s` (wall-clock seconds, as they may run in
+    different processes).
+    """
 
     client: Any
     options: KinesisOptions
     shard_id: str
     position: Position
     _iterator: str | None = None
+    not_before_s: float = 0.0
     _last_call_s: float = 0.0
     _pause_s: float = 0.0
     exhausted: bool = field(default=False, init=False)
@@ -122,35 +132,54 @@ class ShardCursor:
             return self._open_iterator()
         return str(answer["ShardIterator"])
 
+    @property
+    def next_call_s(self) -> float:
+        """The wall-clock time before which this shard should not be read again."""
+        if not self._last_call_s:
+            return self.not_before_s
+        return self._last_call_s + max(self.options.min_fetch_period_s, self._pause_s)
+
     def _pace(self) -> None:
-        # minFetchPeriod and maxFetchRate keep several readers of a shard under
-        # Kinesis' per-shard limits (5 reads/s, 2 MB/s) instead of being throttled.
-        wait = max(self.options.min_fetch_period_s, self._pause_s)
-        elapsed = time.monotonic() - self._last_call_s
-        if wait > elapsed:
-            time.sleep(wait - elapsed)
-        self._last_call_s = time.monotonic()
+        # minFetchPeriod and maxFetchRate keep the shard's readers under Kinesis'
+        # per-shard limits (5 reads/s, 2 MB/s) instead of being throttled.
+        wait = self.next_call_s - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_call_s = time.time()
 
     def _throttle_bytes(self, size: int) -> None:
-        rate = self.options.max_fetch_rate_mb
-        self._pause_s = size / (rate * _BYTES_PER_MB) if rate else 0.0
+        rate = self.options.max_fetch_rate_mb or DEFAULT_FETCH_RATE_MB
+        self._pause_s = size / (rate * _BYTES_PER_MB)
 
 
 @dataclass(frozen=True)
 class ShardEnd:
-    """Where a batch's read of a shard stopped: the next batch starts at `position`."""
+    """Where a batch's read of a shard stopped: the next batch starts at `position`.
+
+    `next_read_s` is when the shard may be read again (its reader's pace), not
+    part of what the batch read.
+    """
 
     position: Position
     ended: bool
     records: int
+    next_read_s: float = field(default=0.0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {"position": str(self.position), "ended": self.ended, "records": self.records}
+        return {
+            "position": str(self.position),
+            "ended": self.ended,
+            "records": self.records,
+            "nextRead": self.next_read_s,
+        }
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> ShardEnd:
         return cls(
-            parse_position(document["position"]), bool(document["ended"]), int(document["records"])
+            parse_position(document["position"]),
+            bool(document["ended"]),
+            int(document["records"]),
+            float(document.get("nextRead", 0.0)),
         )
 
 
@@ -164,11 +193,18 @@ class TakeRead:
     """
 
     def __init__(
-        self, client: Any, options: KinesisOptions, shard_id: str, start: Position, take: Take
+        self,
+        client: Any,
+        options: KinesisOptions,
+        shard_id: str,
+        start: Position,
+        take: Take,
+        *,
+        not_before_s: float = 0.0,
     ) -> None:
         self.start = start
         self.take = take
-        self._cursor = ShardCursor(client, options, shard_id, start)
+        self._cursor = ShardCursor(client, options, shard_id, start, not_before_s=not_before_s)
         self._max_per_fetch = options.max_records_per_fetch
         self.end: ShardEnd | None = None
 
@@ -202,7 +238,7 @@ class TakeRead:
                 break
             if fetch.millis_behind_latest == 0 and len(fetch.records) < room:
                 break
-        self.end = ShardEnd(last or self.start, ended, taken)
+        self.end = ShardEnd(last or self.start, ended, taken, self._cursor.next_call_s)
 
     def read_to_end(self) -> ShardEnd:
         """Reads the records only to learn where they end."""
@@ -222,6 +258,7 @@ class Peek:
     millis_behind_latest: int
     # Still at the position (nothing was taken), so the next look can use it.
     iterator: str | None
+    next_read_s: float = 0.0
 
 
 def peek_shard(
@@ -232,16 +269,23 @@ def peek_shard(
     *,
     until_s: float,
     iterator: str | None = None,
+    not_before_s: float = 0.0,
 ) -> Peek:
-    """Whether a record that arrived by `until_s` waits after `position`; one GetRecords call.
+    """Whether a record that arrived by `until_s` waits after `position`.
 
-    `iterator`, if given, must point at `position` (an earlier Peek's `iterator`).
+    One GetRecords call, or more while Kinesis answers empty pages with
+    `MillisBehindLatest` > 0 (records wait further on, as AWS documents): an
+    empty look must mean an empty shard, or Trigger.AvailableNow would stop
+    before its backlog. `iterator`, if given, must point at `position` (an
+    earlier Peek's `iterator`).
     """
-    cursor = ShardCursor(client, options, shard_id, position, _iterator=iterator)
+    cursor = ShardCursor(
+        client, options, shard_id, position, _iterator=iterator, not_before_s=not_before_s
+    )
     fetch = cursor.fetch(1)
-    while fetch.skipped and not fetch.records and not fetch.ended:
+    while not fetch.records and not fetch.ended and (fetch.skipped or fetch.millis_behind_latest):
         # An AT_TIMESTAMP start lands on a whole second: step over its earlier records.
-        fetch = cursor.fetch(options.max_records_per_fetch)
+        fetch = cursor.fetch(options.max_records_per_fetch if fetch.skipped else 1)
     first = fetch.records[0]["ApproximateArrivalTimestamp"] if fetch.records else None
     return Peek(
         has_records=first is not None and first <= until_s,
@@ -249,6 +293,7 @@ def peek_shard(
         ended=fetch.ended and not fetch.records,
         millis_behind_latest=fetch.millis_behind_latest,
         iterator=None if fetch.records else cursor.next_iterator,
+        next_read_s=cursor.next_call_s,
     )
 
 
@@ -260,6 +305,7 @@ def read_range(
     last_sequence_number: str,
     *,
     last_sub_sequence_number: int | None = None,
+    not_before_s: float = 0.0,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yields the records after `start` up to and including `last_sequence_number`, in order.
 
@@ -267,7 +313,7 @@ def read_range(
     An earlier read of the same batch saw these records, so they exist; a shard
     that seems to end early is waited for (eventual visibility), then reported.
     """
-    cursor = ShardCursor(client, options, shard_id, start)
+    cursor = ShardCursor(client, options, shard_id, start, not_before_s=not_before_s)
     last = int(last_sequence_number)
     patience_ends = time.monotonic() + VISIBILITY_PATIENCE_S
     while True:

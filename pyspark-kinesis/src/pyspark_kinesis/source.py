@@ -9,19 +9,37 @@ logs says, per shard, where the batch starts and what it takes (`Take`): the
 records that arrived by the planning instant, at most the batch's share of
 `maxRecordsPerTrigger`. Both bounds are fixed at planning, so any read of the
 batch returns the same records; the driver only looks at one record per shard
-to see whether there is anything to take (`peek_shard`).
+to see whether there is anything to take (`peek_shard`, which looks past empty
+pages that say records wait further on, so Trigger.AvailableNow never mistakes
+them for a drained shard).
 
 The task that reads a shard's batch notes where it ended in a small file under
-`metadataPath` (`EndStore`, the AWS connector's design); the driver starts the
-next batch there, and a retried or replayed task reads exactly to it. Without
-the file (executors on other machines and no shared `metadataPath`) the driver
-reads the batch's records again to find the same end: slower, equally exact.
+`metadataPath` (`EndStore`, the AWS connector's design), once: a later attempt
+of the same task that read to another end fails, and its retry reads exactly
+to the note. The driver starts the next batch there, a retried or replayed
+task reads exactly to it, and `commit` removes the notes of the batch before
+the one Spark committed. Without a note (executors on other machines and no
+shared `metadataPath`) the driver reads the batch's records again to find the
+same end. That is exact only if the task saw every record the driver sees, so
+until the driver has seen a note, a batch takes only records that arrived
+VISIBILITY_MARGIN_S (2 s) before it was planned (`_planning_instant`).
+
+Pacing: the driver's look at a shard and the task reading it take turns, each
+starting when the previous reader's pace allows (wall-clock times carried in
+the partition and in the note): `minFetchPeriod` (default 250 ms) between
+GetRecords calls and `maxFetchRate` (default 2 MB/s), inside AWS's 5 calls/s
+and 2 MB/s per shard when the query is the shard's only reader. A batch takes
+at most DEFAULT_MAX_RECORDS_PER_SHARD (100,000) records per shard unless
+`maxRecordsPerShard` says otherwise, so the first batch after an outage is
+bounded too. The remainder of `maxRecordsPerTrigger` goes to each shard in
+turn, the turn kept in the offset.
 
 Limits: the bound is Kinesis' approximate arrival time against the driver's
-clock, so clocks should agree (NTP), and a record Kinesis accepted before the
-planning instant but shows only after a task has read the shard's end falls to
-the next batch, or, if the driver must re-read to find the end and sees it by
-then, is not read at all: on clusters, give every node the same `metadataPath`.
+clock, so clocks should agree (NTP). A record Kinesis shows later than its
+arrival time falls to the next batch when notes are seen; without notes it is
+read in its batch if Kinesis shows it within 2 s, and one shown later still
+can be skipped: on clusters, give every node the same `metadataPath`. After a
+restart, the notes of the batch before the first commit stay behind.
 `maxRecordsPerTrigger` and the per-shard limit count rows (user records, after
 KPL de-aggregation), so a batch may end inside an aggregate; the trigger's
 budget is shared among the shards that have records. `LATEST` is the arrival time at
@@ -56,7 +74,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pyspark_kinesis.client import call, make_client
+from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.ends import EndStore
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import Position
@@ -78,6 +96,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MICROS_PER_SECOND = 1_000_000
+# A batch takes at most this many records from a shard unless maxRecordsPerShard
+# says otherwise, so the first batch after an outage stays a batch, not the backlog.
+DEFAULT_MAX_RECORDS_PER_SHARD = 100_000
+# Kinesis shows a record at most this long after its approximate arrival time
+# (the bound under which a batch read without a note is exact; see `_planning_instant`).
+VISIBILITY_MARGIN_S = 2.0
 K = TypeVar("K")
 T = TypeVar("T")
 
@@ -123,13 +147,19 @@ class KinesisDataSource(DataSource):
 
 
 class ShardBatch(InputPartition):
-    """What one batch takes from one shard: `take` after `start`."""
+    """What one batch takes from one shard: `take` after `start`.
 
-    def __init__(self, shard_id: str, start: Position, take: Take) -> None:
+    `not_before_s` is when the driver's look at the shard lets the task read it.
+    """
+
+    def __init__(
+        self, shard_id: str, start: Position, take: Take, not_before_s: float = 0.0
+    ) -> None:
         super().__init__(shard_id)
         self.shard_id = shard_id
         self.start = start
         self.take = take
+        self.not_before_s = not_before_s
 
 
 class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
@@ -147,6 +177,11 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # Where the batches of the last start offset ended: every idle trigger plans
         # from that same offset, and must not look (or, with no note, read) again.
         self._found_ends: dict[tuple[str, Position, Take], ShardEnd] = {}
+        # shard id -> wall-clock time its last reader (a peek or a task) lets it be read again.
+        self._next_read_s: dict[str, float] = {}
+        self._committed_takes: frozenset[tuple[str, Position, Take]] = frozenset()
+        # Whether the tasks' notes reach this driver (see `_planning_instant`).
+        self._notes_seen = False
         self._warned_about_rereading = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -155,6 +190,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         state["_client"] = None
         state["_iterators"] = {}
         state["_found_ends"] = {}
+        state["_next_read_s"] = {}
         return state
 
     @property
@@ -189,8 +225,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
         cutoff_s, eligible = self._available_now or (None, None)
-        until_s = time.time() if cutoff_s is None else cutoff_s
         known = self._where_batches_ended(progress_from_offset(start))
+        until_s = self._planning_instant(cutoff_s)
         progress = with_new_shards(known, self._list_shards(), eligible)
         readable = sorted(shard_id for shard_id, state in progress.items() if not state.ended)
         peeks = self._peek(progress, readable, until_s)
@@ -202,7 +238,9 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if not with_records and progress == known:
             return start  # nothing to read: Spark runs no batch
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
-        shares = _split(budget, with_records, self.options.max_records_per_shard)
+        turn = int(start.get("turn", 0))
+        cap = self.options.max_records_per_shard or DEFAULT_MAX_RECORDS_PER_SHARD
+        shares = _split(budget, with_records, cap, turn)
         window = self.options.max_fetch_duration_s
         for shard_id, share in shares.items():
             if share == 0:
@@ -213,7 +251,27 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 shard_until_s = min(until_s, first_arrival_s + window)
             take = Take(shard_until_s, share)
             progress[shard_id] = ShardProgress(progress[shard_id].position, take=take)
-        return progress_to_offset(progress)
+        offset = progress_to_offset(progress)
+        if budget is not None:
+            offset["turn"] = turn + budget % max(1, len(with_records))
+        return offset
+
+    def _planning_instant(self, cutoff_s: float | None) -> float:
+        """Until when the next batch takes records (their approximate arrival time).
+
+        Until a task's note has been seen, the driver may have to read a batch
+        again to find its end, which is exact only if the task saw every record
+        the driver will see. Kinesis shows a record a little after its arrival
+        time, so the batch then takes only records older than
+        VISIBILITY_MARGIN_S (under Trigger.AvailableNow, it waits that long past
+        the query's cutoff once).
+        """
+        if self._notes_seen:
+            return time.time() if cutoff_s is None else cutoff_s
+        if cutoff_s is None:
+            return time.time() - VISIBILITY_MARGIN_S
+        time.sleep(max(0.0, cutoff_s + VISIBILITY_MARGIN_S - time.time()))
+        return cutoff_s
 
     def reportLatestOffset(self) -> dict[str, Any] | None:
         if not self._behind_ms:
@@ -222,7 +280,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
         return [
-            ShardBatch(shard_id, state.position, state.take)
+            ShardBatch(shard_id, state.position, state.take, self._next_read_s.get(shard_id, 0.0))
             for shard_id, state in sorted(progress_from_offset(end).items())
             if state.take is not None
         ]
@@ -241,6 +299,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             for chunk in chunks:
                 yield _to_arrow(chunk, self.options.stream_name, shard_id, arrow_schema)
 
+        not_before_s = partition.not_before_s
         known_end = self.ends.get(shard_id, start, take)
         if known_end is not None:
             # Read before (a retry, a replay): exactly to where that read ended.
@@ -254,13 +313,33 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                         start,
                         str(end.argument),
                         last_sub_sequence_number=end.sub_sequence_number,
+                        not_before_s=not_before_s,
                     )
                 )
             return
-        take_read = TakeRead(client, self.options, shard_id, start, take)
+        take_read = TakeRead(client, self.options, shard_id, start, take, not_before_s=not_before_s)
         yield from arrow(take_read)
         assert take_read.end is not None  # set once its records were all read
-        self.ends.put(shard_id, start, take, take_read.end)
+        noted = self.ends.put(shard_id, start, take, take_read.end)
+        if noted != take_read.end:
+            # Spark keeps the output of one attempt only: this one must match the note.
+            raise KinesisSourceError(
+                f"another attempt of this task read shard {shard_id} to {noted.position}, this "
+                f"one to {take_read.end.position}: failing it, so that its retry reads exactly "
+                "to the noted end"
+            )
+
+    def commit(self, end: dict[str, Any]) -> None:
+        """Called on the driver once Spark has committed the batch ending at `end`.
+
+        The next batch starts from `end`'s notes; the batch before needs none any
+        more, so its notes are removed. (After a restart the first commit has no
+        batch before it: that batch's notes stay behind.)
+        """
+        takes = _takes(progress_from_offset(end))
+        for shard_id, position, take in self._committed_takes - takes:
+            self.ends.remove(shard_id, position, take)
+        self._committed_takes = takes
 
     def _list_shards(self) -> list[Shard]:
         shards: list[Shard] = []
@@ -281,11 +360,14 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         }
         found = {key: end for key, end in self._found_ends.items() if key in taken}
 
+        missing: list[str] = []
+
         def end_of(key: tuple[str, Position, Take]) -> ShardEnd:
             shard_id, position, take = key
             known_end = self.ends.get(shard_id, position, take)
             if known_end is not None:
                 return known_end
+            missing.append(shard_id)
             if not self._warned_about_rereading:
                 self._warned_about_rereading = True
                 log.warning(
@@ -295,10 +377,19 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     self.ends.root,
                     shard_id,
                 )
-            return TakeRead(self.client, self.options, shard_id, position, take).read_to_end()
+            # The task's last read of the shard is unknown: one period after now is safe.
+            not_before_s = time.time() + self.options.min_fetch_period_s
+            return TakeRead(
+                self.client, self.options, shard_id, position, take, not_before_s=not_before_s
+            ).read_to_end()
 
-        found.update(self._in_parallel(end_of, [key for key in taken if key not in found]))
+        unresolved = [key for key in taken if key not in found]
+        found.update(self._in_parallel(end_of, unresolved))
+        if unresolved:
+            self._notes_seen = not missing
         self._found_ends = found
+        for (shard_id, _, _), end in found.items():
+            self._next_read_s[shard_id] = max(self._next_read_s.get(shard_id, 0.0), end.next_read_s)
         resolved = dict(progress)
         for key, end in found.items():
             resolved[taken[key]] = ShardProgress(end.position, end.ended)
@@ -315,9 +406,11 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 position,
                 until_s=until_s,
                 iterator=iterator if saved_position == position else None,
+                not_before_s=self._next_read_s.get(shard_id, 0.0),
             )
 
         peeks = self._in_parallel(peek, shard_ids)
+        self._next_read_s.update({shard_id: peek.next_read_s for shard_id, peek in peeks.items()})
         self._iterators = {
             shard_id: (progress[shard_id].position, peek.iterator)
             for shard_id, peek in peeks.items()
@@ -333,21 +426,33 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             return dict(zip(items, pool.map(work, items), strict=True))
 
 
+def _takes(progress: Progress) -> frozenset[tuple[str, Position, Take]]:
+    return frozenset(
+        (shard_id, state.position, state.take)
+        for shard_id, state in progress.items()
+        if state.take is not None
+    )
+
+
 def _split(
-    budget: int | None, shard_ids: list[str], per_shard_cap: int | None
-) -> dict[str, int | None]:
+    budget: int | None, shard_ids: list[str], per_shard_cap: int, turn: int
+) -> dict[str, int]:
+    """Each shard's share of `budget`, at most `per_shard_cap`.
+
+    The remainder goes to the shards from the `turn`-th on, and the offset
+    carries the next turn forward (`turn + remainder`), so with a budget smaller
+    than the shard count every shard gets records within a few batches, and a
+    replayed batch gets the same shares.
+    """
     if budget is None:
         return dict.fromkeys(shard_ids, per_shard_cap)
     share, extra = divmod(budget, len(shard_ids))
-    # Rotate who gets the remainder so a budget smaller than the shard count starves no shard.
-    offset = int(time.monotonic()) % len(shard_ids)
-    rotated = shard_ids[offset:] + shard_ids[:offset]
-    shares = {
-        shard_id: share + (1 if index < extra else 0) for index, shard_id in enumerate(rotated)
+    first = turn % len(shard_ids)
+    rotated = shard_ids[first:] + shard_ids[:first]
+    return {
+        shard_id: min(share + (1 if index < extra else 0), per_shard_cap)
+        for index, shard_id in enumerate(rotated)
     }
-    if per_shard_cap is not None:
-        shares = {shard_id: min(rows, per_shard_cap) for shard_id, rows in shares.items()}
-    return dict(shares)
 
 
 def _to_arrow(

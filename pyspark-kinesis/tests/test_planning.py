@@ -1,0 +1,162 @@
+"""The driver's plans, batch after batch, with the reader's own methods (no Spark needed)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
+from pyspark_kinesis.positions import TRIM_HORIZON
+from pyspark_kinesis.shards import progress_from_offset
+from pyspark_kinesis.source import DEFAULT_MAX_RECORDS_PER_SHARD, KinesisStreamReader
+from test_reading import SHARD_0, options_for, shard_ids
+
+from tests.kinesis_proxy import Behaviours
+
+pytestmark = pytest.mark.unit
+
+DEADLINE_S = 60.0
+
+
+def fill_every_shard(kinesis_client: Any, stream: str, per_shard: int) -> None:
+    for shard in kinesis_client.list_shards(StreamName=stream)["Shards"]:
+        key = shard["HashKeyRange"]["StartingHashKey"]
+        entries = [
+            {"Data": b"x", "PartitionKey": "k", "ExplicitHashKey": key} for _ in range(per_shard)
+        ]
+        assert (
+            kinesis_client.put_records(StreamName=stream, Records=entries)["FailedRecordCount"] == 0
+        )
+
+
+def reader_noting_in(folder: Path, endpoint: str, stream: str) -> KinesisStreamReader:
+    """A reader of `stream` from TRIM_HORIZON, its tasks noting batch ends in `folder`."""
+    options = options_for(
+        endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(folder)
+    )
+    return KinesisStreamReader(options)
+
+
+def plan(
+    reader: KinesisStreamReader, start: dict[str, Any], limit: ReadLimit | None = None
+) -> dict[str, Any]:
+    """The next batch's end offset, once the driver plans one."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (end := reader.latestOffset(start, limit or ReadAllAvailable())) == start:
+        assert time.monotonic() < deadline, "no batch planned"
+        time.sleep(0.1)
+    return end
+
+
+def run_batch(
+    reader: KinesisStreamReader, start: dict[str, Any], end: dict[str, Any]
+) -> list[bytes]:
+    """What Spark's tasks would do with the batch (start, end): the payloads they read."""
+    return [
+        payload
+        for partition in reader.partitions(start, end)
+        for batch in reader.read(partition)
+        for payload in batch.column("data").to_pylist()
+    ]
+
+
+def test_a_budget_smaller_than_the_shard_count_reaches_every_shard_in_turn(
+    kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+) -> None:
+    stream = stream_factory(4)
+    fill_every_shard(kinesis_client, stream, 3)
+    reader = reader_noting_in(tmp_path, kinesis_endpoint, stream)
+    start = reader.initialOffset()
+    read: list[str] = []
+    for _ in range(4):
+        end = plan(reader, start, ReadMaxRows(1))
+        read += [
+            shard_id
+            for shard_id, state in progress_from_offset(end).items()
+            if state.take is not None and state.take.limit
+        ]
+        run_batch(reader, start, end)
+        start = end
+    assert sorted(read) == sorted(shard_ids(kinesis_client, stream))
+
+
+def test_a_batch_without_limits_takes_at_most_the_default_cap_per_shard(
+    kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+) -> None:
+    stream = stream_factory(1)
+    fill_every_shard(kinesis_client, stream, 1)
+    reader = reader_noting_in(tmp_path, kinesis_endpoint, stream)
+    end = plan(reader, reader.initialOffset())
+    (state,) = progress_from_offset(end).values()
+    assert state.take is not None
+    assert state.take.limit == DEFAULT_MAX_RECORDS_PER_SHARD
+
+
+def test_committing_a_batch_removes_the_notes_of_the_batch_before(
+    kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+) -> None:
+    stream = stream_factory(1)
+    reader = reader_noting_in(tmp_path, kinesis_endpoint, stream)
+    ends = []
+    start = reader.initialOffset()
+    for _ in range(3):
+        fill_every_shard(kinesis_client, stream, 2)
+        end = plan(reader, start)
+        run_batch(reader, start, end)
+        reader.commit(end)
+        ends.append(end)
+        start = end
+
+    def noted(offset: dict[str, Any]) -> bool:
+        ((shard_id, state),) = progress_from_offset(offset).items()
+        assert state.take is not None
+        return reader.ends.get(shard_id, state.position, state.take) is not None
+
+    assert [noted(end) for end in ends] == [False, False, True]
+
+
+def shown(kinesis_proxy: Any, stream: str, count: int) -> None:
+    """Returns once `count` records show through the proxy."""
+    client = boto3.client("kinesis", endpoint_url=kinesis_proxy.url, region_name="us-east-1")
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=SHARD_0, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        if len(client.get_records(ShardIterator=iterator)["Records"]) >= count:
+            return
+        assert time.monotonic() < deadline, f"{count} records never showed"
+        time.sleep(0.1)
+
+
+def test_without_notes_a_record_shown_late_is_still_read_once(
+    kinesis_proxy: Any, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+) -> None:
+    stream = stream_factory(1)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # no note can be written: the driver re-reads each batch
+    options = options_for(
+        kinesis_proxy.url, stream, starting_position=TRIM_HORIZON, metadata_path=str(blocked)
+    )
+    reader = KinesisStreamReader(options)
+    kinesis_proxy.behaviours = Behaviours(visibility_delay_s=1.8)
+    kinesis_client.put_record(StreamName=stream, Data=b"early", PartitionKey="k")
+    shown(kinesis_proxy, stream, 1)
+    start = reader.initialOffset()
+    end = plan(reader, start)
+    read = run_batch(reader, start, end)
+    kinesis_client.put_record(StreamName=stream, Data=b"late", PartitionKey="k")
+    shown(kinesis_proxy, stream, 2)
+    # Shown 1.8 s after it arrives: a task reading at once misses it, a re-read later sees it.
+    kinesis_client.put_record(StreamName=stream, Data=b"later", PartitionKey="k")
+    start, end = end, plan(reader, end)
+    read += run_batch(reader, start, end)
+    shown(kinesis_proxy, stream, 3)
+    deadline = time.monotonic() + DEADLINE_S
+    while len(read) < 3 and time.monotonic() < deadline:
+        start, end = end, reader.latestOffset(end, ReadAllAvailable())
+        read += run_batch(reader, start, end)
+    assert read == [b"early", b"late", b"later"]
