@@ -9,6 +9,7 @@ fixture itself.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import boto3
 import pytest
@@ -105,12 +107,16 @@ class ThrottlingProxy(ThreadingHTTPServer):
 
     THROTTLED = frozenset({"GetRecords", "GetShardIterator", "ListShards"})
 
-    def __init__(self, upstream: str, probability: float) -> None:
+    def __init__(self, upstream: str, probability: float, refused_entry_share: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
         self.upstream = upstream
         self.probability = probability
+        # PutRecords: this share of entries is refused one by one, the rest written,
+        # as Kinesis answers a request that goes over a shard's write limit.
+        self.refused_entry_share = refused_entry_share
         self.random = random.Random(7)
         self.refused = 0
+        self.refused_entries = 0
 
     @property
     def url(self) -> str:
@@ -133,11 +139,42 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             )
             self._answer(400, error, "application/x-amz-json-1.1")
             return
-        headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
-        answer = requests.post(
+        if operation == "PutRecords" and self.server.refused_entry_share > 0:
+            self._put_records_in_part(json.loads(body))
+            return
+        answer = self._forward(body)
+        self._answer(answer.status_code, answer.content, answer.headers.get("Content-Type", ""))
+
+    def _forward(self, body: bytes) -> requests.Response:
+        headers = {
+            name: value
+            for name, value in self.headers.items()
+            if name.lower() not in ("host", "content-length")
+        }
+        return requests.post(
             self.server.upstream + self.path, data=body, headers=headers, timeout=30
         )
-        self._answer(answer.status_code, answer.content, answer.headers.get("Content-Type", ""))
+
+    def _put_records_in_part(self, request: dict[str, Any]) -> None:
+        entries = request["Records"]
+        refused = [self.server.random.random() < self.server.refused_entry_share for _ in entries]
+        self.server.refused_entries += sum(refused)
+        kept = [entry for entry, is_refused in zip(entries, refused, strict=True) if not is_refused]
+        results = iter([])
+        if kept:
+            answer = self._forward(json.dumps({**request, "Records": kept}).encode())
+            if answer.status_code != 200:
+                self._answer(answer.status_code, answer.content, answer.headers["Content-Type"])
+                return
+            results = iter(answer.json()["Records"])
+        refusal = {
+            "ErrorCode": "ProvisionedThroughputExceededException",
+            "ErrorMessage": "Rate exceeded for shard in stream",
+        }
+        merged = [refusal if is_refused else next(results) for is_refused in refused]
+        failed = sum(1 for result in merged if "ErrorCode" in result)
+        document = {"FailedRecordCount": failed, "Records": merged}
+        self._answer(200, json.dumps(document).encode(), "application/x-amz-json-1.1")
 
     def _answer(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -150,14 +187,29 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def throttling_proxy(throttled_kinesis_endpoint: str) -> Iterator[ThrottlingProxy]:
-    proxy = ThrottlingProxy(throttled_kinesis_endpoint, THROTTLING_PROBABILITY)
+@contextmanager
+def serving(proxy: ThrottlingProxy) -> Iterator[ThrottlingProxy]:
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
-    yield proxy
-    proxy.shutdown()
-    proxy.server_close()
+    try:
+        yield proxy
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+@pytest.fixture
+def throttling_proxy(throttled_kinesis_endpoint: str) -> Iterator[ThrottlingProxy]:
+    with serving(ThrottlingProxy(throttled_kinesis_endpoint, THROTTLING_PROBABILITY)) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def put_throttling_proxy(kinesis_endpoint: str) -> Iterator[ThrottlingProxy]:
+    """In front of the plain emulator: refuses 30% of PutRecords entries, one by one."""
+    proxy = ThrottlingProxy(kinesis_endpoint, 0.0, refused_entry_share=THROTTLING_PROBABILITY)
+    with serving(proxy):
+        yield proxy
 
 
 @pytest.fixture(scope="session", autouse=True)
