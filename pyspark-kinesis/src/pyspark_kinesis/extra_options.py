@@ -39,17 +39,21 @@ _BATCH_ALIASES: dict[str, tuple[str, ...]] = {
     "ending_timestamp": ("endingTimestamp", "kinesis.endingTimestamp"),
 }
 _ALIASES = {**_SINK_ALIASES, **_BATCH_ALIASES}
+# Spark adds these to a stream writer's options itself; they are Spark's, not the sink's.
+_SPARK_WRITER_OPTIONS = frozenset({"checkpointlocation", "path", "queryname"})
 _FIELD_BY_EXTRA_NAME = {
     alias.lower(): name for name, aliases in _ALIASES.items() for alias in aliases
 }
 
 
 def split_options(options: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(the sink's and batch read's options by field name, everything else as given)."""
+    """(the sink's and batch read's options by field name, the rest but Spark's own)."""
     extra: dict[str, str] = {}
     rest: dict[str, str] = {}
     for name, value in options.items():
         field_name = _FIELD_BY_EXTRA_NAME.get(name.lower())
+        if name.lower() in _SPARK_WRITER_OPTIONS:
+            continue
         if field_name is None:
             rest[name] = value
         elif extra.setdefault(field_name, value) != value:
