@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from pyspark_kinesis.extra_options import BatchReadOptions, SinkOptions, starting_position_given
+from pyspark_kinesis.extra_options import (
+    BatchReadOptions,
+    SinkOptions,
+    refuse_options_of_another_use,
+    starting_position_given,
+)
 from pyspark_kinesis.options import KinesisOptionError
 
 pytestmark = pytest.mark.unit
@@ -60,3 +65,17 @@ def test_ending_positions() -> None:
 def test_whether_a_starting_position_was_given() -> None:
     assert starting_position_given({"initialPosition": "LATEST"})
     assert not starting_position_given(STREAM)
+
+
+@pytest.mark.parametrize(
+    ("use", "option"),
+    [
+        ("stream read", "aggregate"),
+        ("batch read", "writeRetryDeadline"),
+        ("sink", "endingTimestamp"),
+    ],
+)
+def test_options_of_another_use_are_refused(use: str, option: str) -> None:
+    with pytest.raises(KinesisOptionError, match=f"option\\(s\\) {option} do nothing in a {use}"):
+        refuse_options_of_another_use({**STREAM, option: "1"}, use)
+    refuse_options_of_another_use(STREAM, use)

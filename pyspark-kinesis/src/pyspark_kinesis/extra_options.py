@@ -64,6 +64,21 @@ def split_options(options: Mapping[str, str]) -> tuple[dict[str, str], dict[str,
     return extra, rest
 
 
+def refuse_options_of_another_use(options: Mapping[str, str], use: str) -> None:
+    """Fails when `options` holds options of the sink or the batch read that `use` ignores."""
+    own = {"sink": _SINK_ALIASES, "batch read": _BATCH_ALIASES}.get(use, {})
+    given = [
+        name
+        for name in options
+        if name.lower() in _FIELD_BY_EXTRA_NAME and _FIELD_BY_EXTRA_NAME[name.lower()] not in own
+    ]
+    if given:
+        raise KinesisOptionError(
+            f"option(s) {', '.join(given)} do nothing in a {use} (they belong to the "
+            "sink or the batch read): remove them"
+        )
+
+
 def starting_position_given(options: Mapping[str, str]) -> bool:
     return any(_FIELD_BY_NAME.get(name.lower()) == "starting_position" for name in options)
 

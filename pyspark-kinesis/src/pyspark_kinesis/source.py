@@ -69,6 +69,7 @@ from pyspark_kinesis.ends import EndStore
 from pyspark_kinesis.extra_options import (
     BatchReadOptions,
     SinkOptions,
+    refuse_options_of_another_use,
     starting_position_given,
 )
 from pyspark_kinesis.options import KinesisOptions
@@ -137,12 +138,14 @@ class KinesisDataSource(DataSource):
         return SCHEMA
 
     def streamReader(self, schema: StructType) -> KinesisStreamReader:
+        refuse_options_of_another_use(self.options, "stream read")
         return KinesisStreamReader(self.kinesis_options)
 
     def reader(self, schema: StructType) -> DataSourceReader:
         """`spark.read.format("kinesis")`: see `pyspark_kinesis.batch`."""
         from pyspark_kinesis.batch import KinesisBatchReader  # noqa: PLC0415 (imports this module)
 
+        refuse_options_of_another_use(self.options, "batch read")
         options = self.kinesis_options
         if not starting_position_given(self.options):
             options = replace(options, starting_position=TRIM_HORIZON)
@@ -150,11 +153,13 @@ class KinesisDataSource(DataSource):
 
     def writer(self, schema: StructType, overwrite: bool) -> DataSourceWriter:
         """`df.write.format("kinesis")`: see `pyspark_kinesis.sink`."""
+        refuse_options_of_another_use(self.options, "sink")
         check_input_schema(schema)
         return KinesisBatchWriter(self.sink_options)
 
     def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
         """`df.writeStream.format("kinesis")`: see `pyspark_kinesis.sink`."""
+        refuse_options_of_another_use(self.options, "sink")
         check_input_schema(schema)
         return KinesisStreamWriter(self.sink_options)
 
