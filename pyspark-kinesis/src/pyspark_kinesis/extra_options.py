@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from pyspark_kinesis.options import (
     _DURATION,
@@ -20,6 +19,7 @@ from pyspark_kinesis.options import (
     KinesisOptionError,
     KinesisOptions,
 )
+from pyspark_kinesis.options import _epoch_seconds as _starting_epoch_seconds
 
 # PutRecords takes at most 500 records and 5 MiB per request (Kinesis API limits).
 MAX_RECORDS_PER_REQUEST = 500
@@ -138,18 +138,12 @@ class BatchReadOptions:
 
 
 def _epoch_seconds(text: str, name: str) -> float:
-    text = text.strip()
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
+        return _starting_epoch_seconds(text)
+    except KinesisOptionError:
         raise KinesisOptionError(
-            f"{_names(name)}: {text!r} is neither epoch seconds nor ISO-8601"
-        ) from error
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+            f"{_names(name)}: {text.strip()!r} is neither epoch seconds nor ISO-8601"
+        ) from None
 
 
 def _names(field_name: str) -> str:
