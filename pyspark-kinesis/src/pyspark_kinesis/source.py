@@ -110,7 +110,7 @@ SCHEMA = StructType(
 
 
 class KinesisDataSource(DataSource):
-    """`spark.readStream.format("kinesis")`: records of one Kinesis stream.
+    """`format("kinesis")`: records of one Kinesis stream, streamed, read in batch or written.
 
     >>> df = (spark.readStream.format("kinesis")
     ...       .option("streamName", "events")
