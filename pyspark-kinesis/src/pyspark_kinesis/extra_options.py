@@ -25,7 +25,7 @@ from pyspark_kinesis.options import _epoch_seconds as _starting_epoch_seconds
 MAX_RECORDS_PER_REQUEST = 500
 MAX_BYTES_PER_REQUEST = 5 * 1024 * 1024
 DEFAULT_RETRY_DEADLINE_S = 300.0
-DEFAULT_CONCURRENT_REQUESTS = 4
+DEFAULT_CONCURRENT_REQUESTS = 2
 
 _SINK_ALIASES: dict[str, tuple[str, ...]] = {
     "aggregate": ("aggregate", "kinesis.executor.aggregationEnabled", "kinesis.aggregate"),

@@ -24,6 +24,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from pyspark_kinesis.aggregation import AGGREGATE_MAX_BYTES, AggregateBuilder
 from pyspark_kinesis.client import KinesisSourceError, call
 from pyspark_kinesis.extra_options import SinkOptions
@@ -152,29 +154,32 @@ class Aggregator:
 
 @dataclass
 class RequestRefusedError(Exception):
-    """A request still had refused entries when the deadline came."""
+    """A request's records that were still not written when it gave up, and why."""
 
     refused: int
-    codes: frozenset[str]
-    retryable: bool
+    reason: str
 
 
 def put_request(client: Any, options: SinkOptions, records: list[SinkRecord]) -> int:
     """Puts `records` in one PutRecords call, resending refused entries; returns the resends.
 
     Raises RequestRefusedError, counting user records, when entries are still refused
-    at `retry_deadline_s` after the first attempt, or refused for a reason a
-    resend cannot fix.
+    at `retry_deadline_s` after the first attempt, are refused for a reason a resend
+    cannot fix, or the call itself fails (after the client's own retries).
     """
     deadline = time.monotonic() + options.retry_deadline_s
     pending, attempt, resent = records, 0, 0
     while True:
-        answer = call(
-            options.connection,
-            client.put_records,
-            StreamName=options.connection.stream_name,
-            Records=[record.entry() for record in pending],
-        )
+        try:
+            answer = call(
+                options.connection,
+                client.put_records,
+                StreamName=options.connection.stream_name,
+                Records=[record.entry() for record in pending],
+            )
+        except (KinesisSourceError, ClientError) as error:
+            users = sum(record.user_records for record in pending)
+            raise RequestRefusedError(users, f"got no answer from PutRecords ({error})") from error
         refused = [
             (record, result["ErrorCode"])
             for record, result in zip(pending, answer["Records"], strict=True)
@@ -183,14 +188,18 @@ def put_request(client: Any, options: SinkOptions, records: list[SinkRecord]) ->
         if not refused:
             return resent
         pending = [record for record, _ in refused]
-        codes = frozenset(code for _, code in refused)
+        codes = ", ".join(sorted({code for _, code in refused}))
         refused_users = sum(record.user_records for record in pending)
-        if not codes <= RETRYABLE_ENTRY_ERRORS:
-            raise RequestRefusedError(refused_users, codes, retryable=False)
+        if not {code for _, code in refused} <= RETRYABLE_ENTRY_ERRORS:
+            raise RequestRefusedError(refused_users, f"were refused ({codes}), for good")
         pause = backoff_s(attempt)
         if time.monotonic() + pause > deadline:
-            raise RequestRefusedError(refused_users, codes, retryable=True)
-        log.debug("Kinesis refused %d entries (%s); resending", len(pending), sorted(codes))
+            raise RequestRefusedError(
+                refused_users,
+                f"were refused ({codes}) until writeRetryDeadline "
+                f"({options.retry_deadline_s:g}s) ran out",
+            )
+        log.debug("Kinesis refused %d entries (%s); resending", len(pending), codes)
         time.sleep(pause)
         attempt += 1
         resent += len(pending)
@@ -295,15 +304,10 @@ class StreamWriter:
         unsent += sum(aggregator.user_records for aggregator in self._aggregators or [])
         written = self.summary.user_records
         missing = settled_refused + unsent
-        why = (
-            f"until writeRetryDeadline ({self.options.retry_deadline_s:g}s) ran out"
-            if refusal.retryable
-            else "for a reason resending cannot fix"
-        )
         return RecordsNotWrittenError(
             f"{missing} of this task's {written + missing} records were not written to stream "
-            f"{self.options.connection.stream_name!r}: Kinesis refused {settled_refused} "
-            f"({', '.join(sorted(refusal.codes))}) {why}, and {unsent} were not sent after that. "
-            "The task fails so that Spark retries it; raise writeRetryDeadline, lower "
+            f"{self.options.connection.stream_name!r}: {settled_refused} {refusal.reason}, and "
+            f"{unsent} were not sent after that. The task fails so that Spark retries it "
+            "(records written before may be written again); raise writeRetryDeadline, lower "
             "concurrentRequests, or add shards if Kinesis keeps refusing."
         )
