@@ -14,6 +14,7 @@ beside the plain boto3 reader (a thread per shard) on the same stream.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 import time
@@ -24,6 +25,8 @@ from pyspark.sql import SparkSession
 from bench.drain import plain_reader
 from bench.emulator import REGION, create_stream, event_records, put_concurrently
 from bench.ingest import tutorial_loop
+
+log = logging.getLogger(__name__)
 
 SINK_SHARDS = 2
 READ_SHARDS = 4
@@ -63,6 +66,7 @@ def spark_sink(spark: SparkSession, url: str, count: int) -> float:
 
 def measure_sink(spark: SparkSession, url: str, count: int) -> dict[str, Any]:
     spark_s = min(spark_sink(spark, url, count) for _ in range(RUNS))
+    log.info("sink: %.1f s for %d rows", spark_s, count)
     ceiling_s = min(
         put_concurrently(url, create_stream(url, SINK_SHARDS), event_records(count))
         for _ in range(RUNS)
@@ -97,6 +101,7 @@ def spark_batch_read(spark: SparkSession, url: str, stream: str, count: int) -> 
 def measure_batch_read(spark: SparkSession, url: str, count: int) -> dict[str, Any]:
     stream = create_stream(url, READ_SHARDS)
     put_concurrently(url, stream, event_records(count))
+    log.info("%d records in a %d-shard stream; reading", count, READ_SHARDS)
     rows = (
         spark.read.format("kinesis")
         .options(streamName=stream, endpointUrl=url, region=REGION)
