@@ -134,6 +134,7 @@ class KinesisBatchWriter(_PartitionWriting, DataSourceArrowWriter):
         self.write_id = ("write", uuid.uuid4().hex)
 
     def write(self, iterator: Iterator[pa.RecordBatch]) -> PartitionWritten:
+        """In each task, on an executor: puts the task's partition."""
         return self.write_partition(self.write_id, iterator)
 
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
@@ -149,6 +150,7 @@ class KinesisStreamWriter(_PartitionWriting, DataSourceStreamArrowWriter):
     """`df.writeStream.format("kinesis")`: `write` runs in each task of each micro-batch."""
 
     def write(self, iterator: Iterator[pa.RecordBatch]) -> PartitionWritten:
+        """In each task of a micro-batch, on an executor: puts the task's partition."""
         context = TaskContext.get()
         assert context is not None  # Spark runs `write` in a task
         query_id = context.getLocalProperty("sql.streaming.queryId")
