@@ -19,13 +19,15 @@ from typing import Any
 from consumer.app import build_session
 from consumer.settings import ConsumerSettings
 
-from bench import coldstart, drain, ingest, latency, report, soak
+from bench import coldstart, drain, ingest, latency, report, sink, soak
 from bench.emulator import fresh_localstack
 
 HERE = Path(__file__).resolve().parent
 INGEST_RECORDS = 1_000  # the tutorial's loop runs ~30-65 records/s
 # Large enough that draining, not starting the query, is what is measured.
 DRAIN_RECORDS = 20_000
+SINK_RECORDS = 20_000
+BATCH_READ_RECORDS = 20_000
 LATENCY_RATES = (200, 1000)
 LATENCY_SECONDS = 10.0
 
@@ -80,6 +82,17 @@ def spark_figures(results: dict[str, Any]) -> None:
                 return drain.measure(spark, url, DRAIN_RECORDS)
 
         results["drain"] = attempt("drain", drain_figures)
+
+        def sink_figures() -> dict[str, Any]:
+            with fresh_localstack() as url:
+                return sink.measure_sink(spark, url, SINK_RECORDS)
+
+        def batch_read_figures() -> dict[str, Any]:
+            with fresh_localstack() as url:
+                return sink.measure_batch_read(spark, url, BATCH_READ_RECORDS)
+
+        results["sink"] = attempt("sink", sink_figures)
+        results["batch_read"] = attempt("batch read", batch_read_figures)
         results["latency"] = attempt(
             "latency", lambda: latency.measure(spark, LATENCY_RATES, LATENCY_SECONDS)
         )

@@ -169,6 +169,44 @@ def _cold_rows(cold: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _sink_rows(sink: dict[str, Any]) -> list[Row]:
+    rates = sink["records_per_s"]
+    count = f"{sink['records']:,} rows, fresh {sink['shards']}-shard stream each"
+    return [
+        (
+            f'7. Sink: writeStream.format("kinesis") ({count}, from `start()`)',
+            f"{rates['sink']:,.0f} rec/s",
+            f"emulator ceiling {rates['emulator_ceiling']:,.0f} rec/s",
+            f"{sink['sink_vs_ceiling']:.2f}x",
+            "≥ 0.90x",
+            _verdict(sink["sink_vs_ceiling"] >= 0.9),
+        ),
+        (
+            "7. Sink vs one PutRecord per record (qubole-style)",
+            f"{rates['sink']:,.0f} rec/s",
+            f"per-record loop {rates['one_request_per_record']:,.0f} rec/s",
+            f"{sink['sink_vs_per_record']:.1f}x",
+            "≥ 20x",
+            _verdict(sink["sink_vs_per_record"] >= 20),
+        ),
+    ]
+
+
+def _batch_read_rows(read: dict[str, Any]) -> list[Row]:
+    rates = read["records_per_s"]
+    return [
+        (
+            f'8. spark.read.format("kinesis"), {read["records"]:,} records on '
+            f"{read['shards']} shards, from the action's start",
+            f"{rates['spark_read']:,.0f} rec/s",
+            f"plain boto3 reader {rates['plain']:,.0f} rec/s",
+            f"{read['spark_vs_plain']:.2f}x",
+            "≥ 0.80x",
+            _verdict(read["spark_vs_plain"] >= 0.8),
+        )
+    ]
+
+
 def table(results: dict[str, Any]) -> str:
     rows: list[Row] = []
     builders = (
@@ -176,6 +214,8 @@ def table(results: dict[str, Any]) -> str:
         ("drain", _drain_rows),
         ("latency", _latency_rows),
         ("cold_start", _cold_rows),
+        ("sink", _sink_rows),
+        ("batch_read", _batch_read_rows),
     )
     for key, build in builders:
         figure = results.get(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -21,3 +22,24 @@ def spark() -> Iterator[SparkSession]:
     session.sparkContext.setLogLevel("WARN")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def stream_contents(kinesis_client):  # type: ignore[no-untyped-def]
+    """Reads every Kinesis record a stream holds now, all shards, as (shard, record) pairs."""
+
+    def read(stream: str) -> list[tuple[str, dict[str, Any]]]:
+        found: list[tuple[str, dict[str, Any]]] = []
+        for shard in kinesis_client.list_shards(StreamName=stream)["Shards"]:
+            iterator = kinesis_client.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                answer = kinesis_client.get_records(ShardIterator=iterator, Limit=10_000)
+                found.extend((shard["ShardId"], record) for record in answer["Records"])
+                if answer.get("MillisBehindLatest", 0) == 0 and not answer["Records"]:
+                    break
+                iterator = answer.get("NextShardIterator")
+        return found
+
+    return read

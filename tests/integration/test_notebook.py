@@ -104,6 +104,14 @@ def test_notebook_counts_messages_per_type(executed: dict[str, Any]) -> None:
     assert count_sums == {"message1": 5, "message2": 6, "message3": 4}
 
 
+def test_notebook_writes_the_enriched_messages_to_a_second_stream_and_reads_them_back(
+    executed: dict[str, Any],
+) -> None:
+    rows = _table_rows(_output(executed["notebook"], "enriched"))
+    read_back = [(message_type, int(count), int(doubled)) for message_type, count, doubled in rows]
+    assert sorted(read_back) == sorted((kind, count, 2 * count) for kind, count in SAMPLES)
+
+
 def test_notebook_plots_the_counts(executed: dict[str, Any]) -> None:
     cell = next(c for c in executed["notebook"].cells if "plot" in c.metadata.get("tags", []))
     assert any("image/png" in o.get("data", {}) for o in cell.outputs)
@@ -111,7 +119,9 @@ def test_notebook_plots_the_counts(executed: dict[str, Any]) -> None:
 
 def test_notebook_deletes_its_stream(stack: Any, executed: dict[str, Any]) -> None:
     assert _output(executed["notebook"], "deleted") == "False"
-    assert executed["stream_name"] not in stack.kinesis().list_streams()["StreamNames"]
+    streams = stack.kinesis().list_streams()["StreamNames"]
+    assert executed["stream_name"] not in streams
+    assert f"{executed['stream_name']}-enriched" not in streams
 
 
 @pytest.fixture(scope="module")

@@ -56,9 +56,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.datasource import (
+    DataSource,
+    DataSourceReader,
+    DataSourceStreamReader,
+    DataSourceStreamWriter,
+    DataSourceWriter,
+    InputPartition,
+)
 from pyspark.sql.streaming.datasource import (
     ReadAllAvailable,
     ReadLimit,
@@ -76,8 +84,14 @@ from pyspark.sql.types import (
 
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.ends import EndStore
+from pyspark_kinesis.extra_options import (
+    BatchReadOptions,
+    SinkOptions,
+    refuse_options_of_another_use,
+    starting_position_given,
+)
 from pyspark_kinesis.options import KinesisOptions
-from pyspark_kinesis.positions import Position
+from pyspark_kinesis.positions import TRIM_HORIZON, Position
 from pyspark_kinesis.reading import ROWS, Peek, ShardEnd, TakeRead, peek_shard, read_range
 from pyspark_kinesis.shards import (
     Progress,
@@ -89,6 +103,7 @@ from pyspark_kinesis.shards import (
     progress_to_offset,
     with_new_shards,
 )
+from pyspark_kinesis.sink import KinesisBatchWriter, KinesisStreamWriter, check_input_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -119,7 +134,7 @@ SCHEMA = StructType(
 
 
 class KinesisDataSource(DataSource):
-    """`spark.readStream.format("kinesis")`: records of one Kinesis stream.
+    """`format("kinesis")`: records of one Kinesis stream, streamed, read in batch or written.
 
     >>> df = (spark.readStream.format("kinesis")
     ...       .option("streamName", "events")
@@ -133,7 +148,11 @@ class KinesisDataSource(DataSource):
 
     def __init__(self, options: dict[str, str]) -> None:
         super().__init__(options)
-        self.kinesis_options = KinesisOptions.parse(options)
+        # The sink's and the batch read's own options are split off; the rest is
+        # KinesisOptions', shared by every way of using the source.
+        self.sink_options = SinkOptions.parse(options)
+        self.kinesis_options = self.sink_options.connection
+        self.batch_read_options = BatchReadOptions.parse(options)
 
     @classmethod
     def name(cls) -> str:
@@ -143,7 +162,30 @@ class KinesisDataSource(DataSource):
         return SCHEMA
 
     def streamReader(self, schema: StructType) -> KinesisStreamReader:
+        refuse_options_of_another_use(self.options, "stream read")
         return KinesisStreamReader(self.kinesis_options)
+
+    def reader(self, schema: StructType) -> DataSourceReader:
+        """`spark.read.format("kinesis")`: see `pyspark_kinesis.batch`."""
+        from pyspark_kinesis.batch import KinesisBatchReader  # noqa: PLC0415 (imports this module)
+
+        refuse_options_of_another_use(self.options, "batch read")
+        options = self.kinesis_options
+        if not starting_position_given(self.options):
+            options = replace(options, starting_position=TRIM_HORIZON)
+        return KinesisBatchReader(options, self.batch_read_options)
+
+    def writer(self, schema: StructType, overwrite: bool) -> DataSourceWriter:
+        """`df.write.format("kinesis")`: see `pyspark_kinesis.sink`."""
+        refuse_options_of_another_use(self.options, "sink")
+        check_input_schema(schema)
+        return KinesisBatchWriter(self.sink_options)
+
+    def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
+        """`df.writeStream.format("kinesis")`: see `pyspark_kinesis.sink`."""
+        refuse_options_of_another_use(self.options, "sink")
+        check_input_schema(schema)
+        return KinesisStreamWriter(self.sink_options)
 
 
 class ShardBatch(InputPartition):

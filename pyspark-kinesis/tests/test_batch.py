@@ -1,0 +1,92 @@
+"""`spark.read.format("kinesis")`: bounded reads of real LocalStack Kinesis streams."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark_kinesis.batch import parents_first
+from pyspark_kinesis.shards import Shard
+
+pytestmark = pytest.mark.unit
+
+
+def read(spark: SparkSession, endpoint: str, stream: str, **options: str) -> DataFrame:
+    return (
+        spark.read.format("kinesis")
+        .options(streamName=stream, endpointUrl=endpoint, region="us-east-1", **options)
+        .load()
+    )
+
+
+def put(kinesis_client, stream: str, numbers: range, key: str | None = None) -> list[dict]:
+    entries = [{"Data": str(n).encode(), "PartitionKey": key or f"key-{n}"} for n in numbers]
+    answer = kinesis_client.put_records(StreamName=stream, Records=entries)
+    assert answer["FailedRecordCount"] == 0
+    return answer["Records"]
+
+
+def numbers(frame: DataFrame) -> list[int]:
+    return [int(row.n) for row in frame.selectExpr("CAST(data AS STRING) AS n").collect()]
+
+
+def test_parents_come_before_their_children() -> None:
+    shards = [
+        Shard("shardId-000000000003", ("shardId-000000000001", "shardId-000000000002"), False),
+        Shard("shardId-000000000001", ("shardId-000000000000",), True),
+        Shard("shardId-000000000002", ("shardId-000000000000",), True),
+        Shard("shardId-000000000000", (), True),
+    ]
+    assert [shard.shard_id[-1] for shard in parents_first(shards)] == ["0", "1", "2", "3"]
+
+
+def test_reads_every_record_from_trim_horizon_one_partition_per_shard(
+    spark, kinesis_endpoint, kinesis_client, stream_factory
+):
+    stream = stream_factory(shards=3)
+    put(kinesis_client, stream, range(300))
+    frame = read(spark, kinesis_endpoint, stream)
+    assert frame.rdd.getNumPartitions() == 3
+    assert sorted(numbers(frame)) == list(range(300))
+
+
+def test_ending_timestamp_leaves_out_later_records(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, stream_contents
+):
+    stream = stream_factory(shards=1)
+    put(kinesis_client, stream, range(10))
+    first_arrival = max(r["ApproximateArrivalTimestamp"] for _, r in stream_contents(stream))
+    put(kinesis_client, stream, range(10, 20))
+    later = [
+        record
+        for _, record in stream_contents(stream)
+        if record["ApproximateArrivalTimestamp"] > first_arrival
+    ]
+    ending = str(first_arrival.timestamp())
+    frame = read(spark, kinesis_endpoint, stream, endingTimestamp=ending)
+    assert len(numbers(frame)) == 20 - len(later)
+    assert sorted(numbers(frame)) == list(range(20 - len(later)))
+
+
+def test_a_split_stream_reads_the_parent_before_its_children(
+    spark, kinesis_endpoint, kinesis_client, stream_factory
+):
+    stream = stream_factory(shards=1)
+    put(kinesis_client, stream, range(20), key="same-key")
+    parent = kinesis_client.list_shards(StreamName=stream)["Shards"][0]
+    low = int(parent["HashKeyRange"]["StartingHashKey"])
+    high = int(parent["HashKeyRange"]["EndingHashKey"])
+    kinesis_client.split_shard(
+        StreamName=stream, ShardToSplit=parent["ShardId"], NewStartingHashKey=str((low + high) // 2)
+    )
+    kinesis_client.get_waiter("stream_exists").wait(
+        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+    )
+    put(kinesis_client, stream, range(20, 40), key="same-key")
+    frame = read(spark, kinesis_endpoint, stream)
+    assert numbers(frame) == list(range(40))  # one key: in order across the split
+
+
+def test_latest_is_refused_in_a_batch_read(spark, kinesis_endpoint, stream_factory):
+    stream = stream_factory(shards=1)
+    with pytest.raises(Exception, match="LATEST reads nothing in a batch read"):
+        read(spark, kinesis_endpoint, stream, startingPosition="LATEST").collect()
