@@ -119,12 +119,15 @@ class Stack:
         assert report["dead_letters"] == self.expected_dead_letters
         return report
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """A `docker compose` command in the stack's project."""
+    def run(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A `docker compose` command in the stack's project (`input`: its stdin)."""
         return subprocess.run(
             [*self.compose.compose_command_property, *args],
             cwd=ROOT,
             check=check,
+            input=input,
             capture_output=True,
             text=True,
             timeout=DEADLINE_S,

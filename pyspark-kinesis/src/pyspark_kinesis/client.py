@@ -62,8 +62,11 @@ def _is_throttling(error: BaseException) -> bool:
     return error_code(error) in _THROTTLING
 
 
-def make_client(options: KinesisOptions) -> Any:
+def make_client(options: KinesisOptions, *, max_attempts: int = 5) -> Any:
     """A Kinesis client: explicit keys, an assumed role, or the default chain.
+
+    `max_attempts` bounds botocore's own retries; a caller that polls for a
+    stream which may not exist yet asks for 1, so each poll answers at once.
 
     Its records' `ApproximateArrivalTimestamp` is epoch seconds (a float).
     botocore rather than boto3: boto3's import (s3transfer) would add a third of
@@ -84,7 +87,7 @@ def make_client(options: KinesisOptions) -> Any:
     parsers = session.get_component("response_parser_factory")
     parsers.set_parser_defaults(timestamp_parser=float)
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=5,
         read_timeout=30,
         max_pool_connections=32,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from consumer.log_setup import THIRD_PARTY_LOGGERS, configure_logging
 
 pytestmark = pytest.mark.unit

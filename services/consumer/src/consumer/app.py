@@ -1,8 +1,9 @@
 """Runs the streaming query: Kinesis in, the durable sink out, until stopped or drained.
 
 Start-up order matters for clear errors: settings are validated, then the
-stream is checked with one Kinesis call, and only then is the JVM started, so
-a wrong stream name or region costs a second and one line, not a Spark stack trace.
+stream is checked (waited for, while LocalStack may still be starting), and
+only then is the JVM started, so a wrong region or credentials cost a second and
+one line, and a stream that never comes one line, not a Spark stack trace.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import re
 import signal
 import sys
 import threading
+import time
 from types import FrameType
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -21,7 +24,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark_kinesis import KinesisOptions
-from pyspark_kinesis.client import KinesisSourceError, call, make_client
+from pyspark_kinesis.client import KinesisSourceError, call, error_code, make_client
 
 from consumer.settings import ConsumerSettings
 from consumer.sink import BatchSink
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # The source's own errors are already written for users: surface them alone.
 _SOURCE_ERROR = re.compile(r"(?:KinesisSourceError|DataLossError|KinesisOptionError): (.+)")
+# How often a consumer started before its stream asks again.
+STREAM_POLL_S = 0.5
 
 
 class StartupError(RuntimeError):
@@ -37,30 +42,70 @@ class StartupError(RuntimeError):
 
 
 def check_stream(settings: ConsumerSettings) -> None:
-    """Fails fast, with one clear line, if the stream cannot be read.
+    """Waits up to CONSUMER_STREAM_WAIT_SECONDS for the stream; fails with one clear line.
 
-    On real AWS (no endpoint) it first asks STS who the credentials belong to,
-    so an expired or wrong identity is named before any Kinesis error.
+    The consumer starts beside LocalStack, not after it: until the emulator
+    answers and its init hook has created the stream, "cannot reach" and "not
+    found" mean "not yet". Wrong credentials or the wrong region never get
+    better with time, and stop the consumer at once. On real AWS (no endpoint)
+    it first asks STS who the credentials belong to, so an expired or wrong
+    identity is named before any Kinesis error.
     """
     options = KinesisOptions.parse(settings.source_options())
     if not settings.kinesis_endpoint_url:
         log.info("AWS identity: %s", _caller_identity(settings))
-    client = make_client(options)
+    # One attempt per poll: botocore's own backoff would make each poll last seconds.
+    client = make_client(options, max_attempts=1)
+    started, announced = time.monotonic(), False
+    while (not_yet := _why_not_readable(settings, options, client)) is not None:
+        waited = time.monotonic() - started
+        if waited >= settings.consumer_stream_wait_seconds:
+            raise StartupError(
+                f"{not_yet} (waited {waited:.0f} s, CONSUMER_STREAM_WAIT_SECONDS="
+                f"{settings.consumer_stream_wait_seconds:g}): start LocalStack or create the "
+                "stream, or raise CONSUMER_STREAM_WAIT_SECONDS"
+            )
+        if not announced:
+            log.info("waiting for stream %r: %s", options.stream_name, not_yet)
+            announced = True
+        time.sleep(STREAM_POLL_S)
+
+
+def _why_not_readable(
+    settings: ConsumerSettings, options: KinesisOptions, client: Any
+) -> str | None:
+    """None once the stream is readable; why not, while waiting may help; else StartupError."""
     try:
         summary = call(options, client.describe_stream_summary, StreamName=options.stream_name)
-    except KinesisSourceError as error:
+    except (KinesisSourceError, ClientError) as error:
+        if _may_pass(error):
+            return str(error)
         raise StartupError(str(error)) from error
     description = summary["StreamDescriptionSummary"]
     status, arn_region = description["StreamStatus"], description["StreamARN"].split(":")[3]
-    if status not in ("ACTIVE", "UPDATING"):
-        raise StartupError(
-            f"stream {options.stream_name!r} is {status}, not ACTIVE: wait, or check it"
-        )
     if arn_region != settings.aws_region:
         raise StartupError(
             f"stream {options.stream_name!r} is in region {arn_region!r}, not AWS_REGION="
             f"{settings.aws_region!r}: set AWS_REGION to the stream's region"
         )
+    if status == "CREATING":
+        return f"stream {options.stream_name!r} is CREATING"
+    if status not in ("ACTIVE", "UPDATING"):
+        raise StartupError(
+            f"stream {options.stream_name!r} is {status}, not ACTIVE: wait, or check it"
+        )
+    return None
+
+
+def _may_pass(error: Exception) -> bool:
+    """True for an emulator still starting or a stream not created yet."""
+    cause = error if isinstance(error, ClientError) else error.__cause__
+    if isinstance(cause, BotoCoreError):
+        return True  # no answer from the endpoint (yet)
+    if isinstance(cause, ClientError):
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(cause) == "ResourceNotFoundException" or status >= 500
+    return False
 
 
 def _caller_identity(settings: ConsumerSettings) -> str:

@@ -46,6 +46,7 @@ class ConsumerSettings(BaseSettings):
     consumer_console: bool = True
     consumer_shuffle_partitions: int = Field(4, ge=1)
     consumer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    consumer_stream_wait_seconds: float = Field(120.0, gt=0)
 
     @field_validator("consumer_trigger_interval", "consumer_dedup_window")
     @classmethod
