@@ -14,11 +14,12 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-import boto3
+import localstack_client.session
 import pytest
 import requests
 from testcontainers.core.container import DockerContainer
@@ -168,9 +169,24 @@ def _dummy_aws_credentials() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 
+def localstack_kinesis(url: str) -> Any:
+    """A Kinesis client for the LocalStack at `url`, built by localstack-client: the
+    emulator's endpoint and dummy keys, without boilerplate."""
+    host = url.removeprefix("http://")
+    return localstack_client.session.Session(localstack_host=host, region_name=REGION).client(
+        "kinesis"
+    )
+
+
+@pytest.fixture(scope="session")
+def localstack_kinesis_client() -> Callable[[str], Any]:
+    """`localstack_kinesis`, for tests that talk to another LocalStack than `kinesis_endpoint`."""
+    return localstack_kinesis
+
+
 @pytest.fixture
-def kinesis_client(kinesis_endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client("kinesis", endpoint_url=kinesis_endpoint, region_name=REGION)
+def kinesis_client(kinesis_endpoint: str) -> Any:
+    return localstack_kinesis(kinesis_endpoint)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from bench.coldstart import ROOT, Stack, image_sizes, log_time
@@ -54,7 +53,7 @@ def measure() -> dict[str, Any]:
     original = EDITED.read_text()
     probe = f"# edit-to-running probe {uuid.uuid4().hex}\n"
     with tempfile.TemporaryFile("w+") as watch_log:
-        watch = subprocess.Popen(  # noqa: S603 - docker with this module's own arguments
+        watch = subprocess.Popen(
             ["docker", "compose", "watch"],  # noqa: S607 - docker from PATH, as the Makefile
             cwd=ROOT,
             env=stack.env,
@@ -72,7 +71,7 @@ def measure() -> dict[str, Any]:
                 watch_log.seek(0)
                 raise TimeoutError(
                     f"{error}; docker compose watch said: {watch_log.read()[-2000:]}"
-                )
+                ) from error
             polled = time.perf_counter() - edited
             synced = stack.compose("exec", "-T", "consumer", "cat", IN_CONTAINER, check=False)
             if probe not in synced.stdout:

@@ -74,7 +74,7 @@ class ConsumerSettings(BaseSettings):
     """Spark shuffle partitions for the per-batch aggregations."""
     consumer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """DEBUG, INFO, WARNING or ERROR (libraries log at WARNING whatever it says)."""
-    consumer_stream_wait_seconds: float = Field(120.0, gt=0)
+    consumer_stream_wait_seconds: float = Field(300.0, gt=0)
     """How long the consumer waits at start-up for LocalStack and the stream to be ACTIVE
     before it stops with one line saying why."""
 

@@ -5,6 +5,7 @@
     producer [OPTIONS] samples            send the tutorial's five sample messages
     producer [OPTIONS] tail [--from-start] [--max-records N]
                                           print the stream's records as they arrive
+    producer --localstack ...             any of these, from the host, against the local stack
 
 Every option overrides the environment variable named in its help and is
 validated by the same settings class. Exit codes: 0 everything sent; 1 Kinesis
@@ -79,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         const="true",
         help="create the stream if missing and wait until ACTIVE; PRODUCER_CREATE_STREAM",
     )
+    common.add_argument(
+        "--localstack",
+        action="store_true",
+        help="from the host: LocalStack at LOCALSTACK_HOST (default localhost:4566) with its "
+        "dummy keys, through localstack-client (KINESIS_ENDPOINT_URL is not used)",
+    )
     parser = argparse.ArgumentParser(
         prog="producer",
         description=__doc__,
@@ -130,7 +137,7 @@ def run(argv: list[str] | None = None) -> int:
         return _tail(arguments, settings)
     try:
         records, total, finite = _records(arguments, settings)
-        client = make_client(settings)
+        client = make_client(settings, localstack=_localstack(arguments))
         ensure_stream(client, settings)
     except (StartupError, InputError) as error:
         log.error("%s", error)
@@ -138,12 +145,16 @@ def run(argv: list[str] | None = None) -> int:
     return _send(records, total, finite=finite, settings=settings, client=client, console=console)
 
 
+def _localstack(arguments: argparse.Namespace) -> bool:
+    return bool(getattr(arguments, "localstack", False))
+
+
 def _tail(arguments: argparse.Namespace, settings: ProducerSettings) -> int:
     """Prints records until Ctrl-C (or --max-records); stdout carries only the records."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
-    client = make_client(settings)
+    client = make_client(settings, localstack=_localstack(arguments))
     printed = 0
     try:
         records = tail(
