@@ -4,7 +4,7 @@ COMPOSE := docker compose
 # uv from PATH, or as a module of the Python that `make env` installed it into.
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: help up up-cluster up-aws down clean logs env test unit-test integration-test aws-smoke lint bench
+.PHONY: help up up-cluster up-aws down clean logs env test unit-test integration-test aws-smoke lint bench docs watch tail
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,6 +28,12 @@ clean: ## stop the stack and delete its volumes
 logs: ## follow every service's log
 	$(COMPOSE) logs --follow
 
+watch: ## the stack, with source edits synced into it and its services restarted
+	$(COMPOSE) watch
+
+tail: ## print the stream's records as they arrive (the stack must be up)
+	$(COMPOSE) run --rm --no-deps producer tail
+
 env: ## install uv if missing, then the locked dev environment
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9
 	$(UV) sync --frozen
@@ -50,7 +56,10 @@ aws-smoke: env ## opt-in: real AWS (needs AWS_SMOKE_STREAM and credentials; skip
 bench: env ## measure ingest, drain, latency, cold start and memory; writes bench/results.*
 	$(UV) run python -m bench
 
+docs: env ## write .env.example and the README's settings table from the settings classes
+	$(UV) run python -m settings_docs
+
 lint: env ## ruff, ruff format and mypy --strict
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy pyspark-kinesis/src services/producer/src services/consumer/src
+	$(UV) run mypy pyspark-kinesis/src services/producer/src services/consumer/src settings_docs

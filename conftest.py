@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-import boto3
+import localstack_client.session
 import pytest
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
@@ -40,7 +41,7 @@ def _wait_for_kinesis(url: str) -> None:
             if services.get("kinesis") in ("available", "running"):
                 # LocalStack starts its Kinesis engine on the first call, which a busy
                 # machine can refuse: the first test must not be the one to find out.
-                boto3.client("kinesis", endpoint_url=url, region_name=REGION).list_streams()
+                localstack_kinesis(url).list_streams()
                 return
             last_error = f"kinesis is {services.get('kinesis')!r}"
         except (
@@ -131,9 +132,24 @@ def _dummy_aws_credentials() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 
+def localstack_kinesis(url: str) -> Any:
+    """A Kinesis client for the LocalStack at `url`, built by localstack-client: the
+    emulator's endpoint and dummy keys, without boilerplate."""
+    host = url.removeprefix("http://")
+    return localstack_client.session.Session(localstack_host=host, region_name=REGION).client(
+        "kinesis"
+    )
+
+
+@pytest.fixture(scope="session")
+def localstack_kinesis_client() -> Callable[[str], Any]:
+    """`localstack_kinesis`, for tests that talk to another LocalStack than `kinesis_endpoint`."""
+    return localstack_kinesis
+
+
 @pytest.fixture
-def kinesis_client(kinesis_endpoint: str):  # type: ignore[no-untyped-def]
-    return boto3.client("kinesis", endpoint_url=kinesis_endpoint, region_name=REGION)
+def kinesis_client(kinesis_endpoint: str) -> Any:
+    return localstack_kinesis(kinesis_endpoint)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 from consumer.app import build_session
 from consumer.settings import ConsumerSettings
 
-from bench import coldstart, drain, ingest, latency, report, sink, soak
+from bench import coldstart, drain, edit_to_running, ingest, latency, report, sink, soak
 from bench.emulator import fresh_localstack
 
 HERE = Path(__file__).resolve().parent
@@ -118,6 +118,7 @@ def main() -> int:
     }
     results["ingest"] = attempt("ingest", lambda: ingest.measure(INGEST_RECORDS))
     results["cold_start"] = attempt("cold start", coldstart.measure)
+    results["edit_to_running"] = attempt("edit to running", edit_to_running.measure)
     spark_figures(results)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     results["figures"] = loads

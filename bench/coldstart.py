@@ -170,14 +170,14 @@ def _consumer_milestones(stack: Stack, since: datetime) -> dict[str, float]:
         stamp, _, text = line.partition(" ")
         for name, pattern in _MILESTONES.items():
             if name not in found and pattern.search(text):
-                moment = _log_time(stamp)
+                moment = log_time(stamp)
                 if moment is None:
                     continue
                 found[name] = round((moment - since).total_seconds(), 1)
     return found
 
 
-def _log_time(stamp: str) -> datetime | None:
+def log_time(stamp: str) -> datetime | None:
     """Docker's RFC 3339 nanosecond stamp as a UTC datetime (Python parses microseconds)."""
     match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", stamp)
     if not match:

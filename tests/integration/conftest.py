@@ -21,7 +21,7 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-import boto3
+import localstack_client.session
 import pytest
 from key_order import Position, keys_over_several_batches, order_violations
 from producer.events import EventFactory
@@ -70,13 +70,9 @@ class Stack:
     wait_until = staticmethod(wait_until)
 
     def kinesis(self) -> Any:
-        return boto3.client(
-            "kinesis",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        """A client of the stack's LocalStack, from localstack-client (its endpoint and keys)."""
+        host = self.endpoint.removeprefix("http://")
+        return localstack_client.session.Session(localstack_host=host).client("kinesis")
 
     def put(self, payloads: list[bytes]) -> None:
         """PutRecords from the host, resending entries LocalStack refused."""
@@ -119,12 +115,15 @@ class Stack:
         assert report["dead_letters"] == self.expected_dead_letters
         return report
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """A `docker compose` command in the stack's project."""
+    def run(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A `docker compose` command in the stack's project (`input`: its stdin)."""
         return subprocess.run(
             [*self.compose.compose_command_property, *args],
             cwd=ROOT,
             check=check,
+            input=input,
             capture_output=True,
             text=True,
             timeout=DEADLINE_S,

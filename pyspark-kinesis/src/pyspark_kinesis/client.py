@@ -102,15 +102,18 @@ class ClientIdentity:
         )
 
 
-def make_client(options: KinesisOptions) -> Any:
+def make_client(options: KinesisOptions, *, max_attempts: int = 5) -> Any:
     """This process's Kinesis client for the options' identity: explicit keys, an
     assumed role, or the default chain. botocore clients are thread-safe.
+
+    `max_attempts` bounds botocore's own retries; a caller that polls for a
+    stream which may not exist yet asks for 1, so each poll answers at once.
 
     Its records' `ApproximateArrivalTimestamp` is epoch seconds (a float).
     botocore rather than boto3: boto3's import (s3transfer) would add a third of
     a second to every query's start, for nothing the source uses.
     """
-    return _client_for(ClientIdentity.of(options), _aws_environment())
+    return _client_for(ClientIdentity.of(options), _aws_environment(), max_attempts)
 
 
 def _aws_environment() -> tuple[tuple[str, str], ...]:
@@ -119,7 +122,9 @@ def _aws_environment() -> tuple[tuple[str, str], ...]:
 
 
 @functools.cache
-def _client_for(options: ClientIdentity, environment: tuple[tuple[str, str], ...]) -> Any:
+def _client_for(
+    options: ClientIdentity, environment: tuple[tuple[str, str], ...], max_attempts: int
+) -> Any:
     """`environment` is part of the cache key only: a changed AWS_* variable gets a new client."""
     session = botocore.session.get_session()
     session.register_component("data_loader", _shared_loader())
@@ -136,7 +141,7 @@ def _client_for(options: ClientIdentity, environment: tuple[tuple[str, str], ...
     parsers = session.get_component("response_parser_factory")
     parsers.set_parser_defaults(timestamp_parser=float)
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "max_attempts": max_attempts},
         connect_timeout=5,
         read_timeout=30,
         max_pool_connections=32,

@@ -7,18 +7,20 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas
 import pyarrow.dataset
 import pytest
-from consumer.app import build_session
+from consumer.app import build_session, check_stream
 from consumer.events import classify, first_copies, sink_rows
 from consumer.settings import ConsumerSettings
 from consumer.sink import BatchSink
@@ -175,11 +177,39 @@ def test_a_restart_resumes_without_loss_or_duplicates(consumer_env, kinesis_clie
     assert min(second_batches) > max(first_batches)
 
 
-def test_a_missing_stream_stops_with_one_clear_line(consumer_env):
-    run = _consumer([], {**consumer_env, "KINESIS_STREAM_NAME": "no-such-stream"})
+def test_a_stream_that_never_comes_stops_with_one_clear_line(consumer_env):
+    env = {**consumer_env, "KINESIS_STREAM_NAME": "no-such-stream"}
+    run = _consumer([], {**env, "CONSUMER_STREAM_WAIT_SECONDS": "1"})
     assert run.returncode == 1
     assert "Kinesis stream 'no-such-stream' not found in region 'us-east-1'" in run.stderr
+    assert "CONSUMER_STREAM_WAIT_SECONDS=1)" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_an_endpoint_that_never_answers_stops_with_one_clear_line(consumer_env):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    env = {**consumer_env, "KINESIS_ENDPOINT_URL": nobody, "CONSUMER_STREAM_WAIT_SECONDS": "1"}
+    run = _consumer([], env)
+    assert run.returncode == 1
+    assert f"cannot start: cannot reach Kinesis at {nobody}" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_the_consumer_waits_for_a_stream_created_after_it_started(consumer_env, kinesis_client):
+    """As in `docker compose up`: the consumer starts beside LocalStack's init hook."""
+    later = f"later-{uuid.uuid4().hex[:8]}"
+    env = {**consumer_env, "KINESIS_STREAM_NAME": later}
+    settings = ConsumerSettings(**{name.lower(): value for name, value in env.items()})
+    with ThreadPoolExecutor(1) as background:
+        waiting = background.submit(check_stream, settings)
+        try:
+            kinesis_client.create_stream(StreamName=later, ShardCount=1)
+            # Raises what check_stream raised: a StartupError if it did not wait.
+            waiting.result(timeout=settings.consumer_stream_wait_seconds)
+        finally:
+            kinesis_client.delete_stream(StreamName=later)
 
 
 @pytest.mark.parametrize(

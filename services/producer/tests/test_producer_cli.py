@@ -38,12 +38,12 @@ def producer_env(kinesis_endpoint: str, stream_factory, tmp_path: Path) -> dict[
 
 
 @pytest.fixture
-def throttled_env(throttled_kinesis_endpoint: str, tmp_path: Path, request) -> dict[str, str]:
+def throttled_env(
+    throttled_kinesis_endpoint: str, tmp_path: Path, request, localstack_kinesis_client
+) -> dict[str, str]:
     """A stream on the LocalStack that refuses 30% of PutRecords calls."""
     stream = f"throttled-{request.node.name[-20:].strip('_[]')}".replace("[", "-").replace("]", "")
-    client = boto3.client(
-        "kinesis", endpoint_url=throttled_kinesis_endpoint, region_name="us-east-1"
-    )
+    client = localstack_kinesis_client(throttled_kinesis_endpoint)
     client.create_stream(StreamName=stream, ShardCount=2)
     client.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
     return {
@@ -225,3 +225,19 @@ def test_past_the_retry_deadline_the_rest_goes_to_the_unsent_file(throttled_env,
     again = run_producer({**throttled_env, "PRODUCER_MAX_RETRY_SECONDS": "60"}, "send", str(replay))
     assert again.returncode == 0, again.stderr
     assert sorted(r["data"] for r in stream_of(throttled_env)) == sorted(lines)
+
+
+def test_from_the_host_localstack_client_finds_the_stack(
+    kinesis_endpoint, stream_factory, tmp_path
+):
+    """`--localstack`: no endpoint and no keys to set, only LOCALSTACK_HOST off the default port."""
+    stream = stream_factory(1)
+    env = {
+        "LOCALSTACK_HOST": kinesis_endpoint.removeprefix("http://"),
+        "KINESIS_ENDPOINT_URL": "",  # empty means unset: the endpoint comes from localstack-client
+        "KINESIS_STREAM_NAME": stream,
+        "PRODUCER_UNSENT_PATH": str(tmp_path / "unsent.jsonl"),
+    }
+    run = run_producer(env, "--localstack", "samples")
+    assert run.returncode == 0, run.stderr
+    assert len(stream_of({**env, "KINESIS_ENDPOINT_URL": kinesis_endpoint})) == 5

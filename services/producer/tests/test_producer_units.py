@@ -194,12 +194,12 @@ def test_an_oversized_record_goes_to_the_unsent_file(
     assert sorted(r["data"] for r in read_stream(kinesis_client, stream)) == [b"after", b"before"]
 
 
-def test_refused_entries_are_resent_until_accepted(throttled_kinesis_endpoint, tmp_path):
+def test_refused_entries_are_resent_until_accepted(
+    throttled_kinesis_endpoint, tmp_path, localstack_kinesis_client
+):
     # This LocalStack refuses 30% of PutRecords calls entry by entry, as Kinesis does
     # when a shard is over its limits (HTTP 200, ErrorCode per entry).
-    client = boto3.client(
-        "kinesis", endpoint_url=throttled_kinesis_endpoint, region_name="us-east-1"
-    )
+    client = localstack_kinesis_client(throttled_kinesis_endpoint)
     client.create_stream(StreamName="throttled-resend", ShardCount=2)
     client.get_waiter("stream_exists").wait(
         StreamName="throttled-resend", WaiterConfig={"Delay": 0.2}
@@ -217,11 +217,9 @@ def test_refused_entries_are_resent_until_accepted(throttled_kinesis_endpoint, t
 
 
 def test_records_refused_past_the_deadline_are_kept_not_dropped(
-    throttled_kinesis_endpoint, tmp_path
+    throttled_kinesis_endpoint, tmp_path, localstack_kinesis_client
 ):
-    client = boto3.client(
-        "kinesis", endpoint_url=throttled_kinesis_endpoint, region_name="us-east-1"
-    )
+    client = localstack_kinesis_client(throttled_kinesis_endpoint)
     client.create_stream(StreamName="throttled-deadline", ShardCount=1)
     client.get_waiter("stream_exists").wait(
         StreamName="throttled-deadline", WaiterConfig={"Delay": 0.2}

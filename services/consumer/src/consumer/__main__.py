@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from consumer.app import run
+from consumer.log_setup import configure_logging
 from consumer.report import print_report
 from consumer.settings import load_settings
 
@@ -27,11 +27,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.consumer_log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.consumer_log_level)
     if arguments.command == "report":
         print_report(settings, rows=arguments.rows)
         return

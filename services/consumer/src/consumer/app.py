@@ -1,8 +1,9 @@
 """Runs the streaming query: Kinesis in, the durable sink out, until stopped or drained.
 
 Start-up order matters for clear errors: settings are validated, then the
-stream is checked with one Kinesis call, and only then is the JVM started, so
-a wrong stream name or region costs a second and one line, not a Spark stack trace.
+stream is checked (waited for, while LocalStack may still be starting), and
+only then is the JVM started, so a wrong region or credentials cost a second and
+one line, and a stream that never comes one line, not a Spark stack trace.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -22,7 +24,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark_kinesis import KinesisOptions
-from pyspark_kinesis.client import KinesisSourceError, call, make_client
+from pyspark_kinesis.client import KinesisSourceError, call, error_code, make_client
 
 from consumer.events import classify, first_copies, sink_rows
 from consumer.ledger import SinkOwnershipError, owned_ledger
@@ -38,6 +40,8 @@ _SOURCE_ERROR = re.compile(
 _ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 # How long SIGTERM waits for the batch in flight (Compose's stop_grace_period is longer).
 STOP_GRACE_S = 30.0
+# How often a consumer started before its stream asks again.
+STREAM_POLL_S = 0.5
 
 
 class StartupError(RuntimeError):
@@ -45,30 +49,70 @@ class StartupError(RuntimeError):
 
 
 def check_stream(settings: ConsumerSettings) -> None:
-    """Fails fast, with one clear line, if the stream cannot be read.
+    """Waits up to CONSUMER_STREAM_WAIT_SECONDS for the stream; fails with one clear line.
 
-    On real AWS (no endpoint) it first asks STS who the credentials belong to,
-    so an expired or wrong identity is named before any Kinesis error.
+    The consumer starts beside LocalStack, not after it: until the emulator
+    answers and its init hook has created the stream, "cannot reach" and "not
+    found" mean "not yet". Wrong credentials or the wrong region never get
+    better with time, and stop the consumer at once. On real AWS (no endpoint)
+    it first asks STS who the credentials belong to, so an expired or wrong
+    identity is named before any Kinesis error.
     """
     options = KinesisOptions.parse(settings.source_options())
     if not settings.kinesis_endpoint_url:
         log.info("AWS identity: %s", _caller_identity(settings))
-    client = make_client(options)
+    # One attempt per poll: botocore's own backoff would make each poll last seconds.
+    client = make_client(options, max_attempts=1)
+    started, announced = time.monotonic(), False
+    while (not_yet := _why_not_readable(settings, options, client)) is not None:
+        waited = time.monotonic() - started
+        if waited >= settings.consumer_stream_wait_seconds:
+            raise StartupError(
+                f"{not_yet} (waited {waited:.0f} s, CONSUMER_STREAM_WAIT_SECONDS="
+                f"{settings.consumer_stream_wait_seconds:g}): start LocalStack or create the "
+                "stream, or raise CONSUMER_STREAM_WAIT_SECONDS"
+            )
+        if not announced:
+            log.info("waiting for stream %r: %s", options.stream_name, not_yet)
+            announced = True
+        time.sleep(STREAM_POLL_S)
+
+
+def _why_not_readable(
+    settings: ConsumerSettings, options: KinesisOptions, client: Any
+) -> str | None:
+    """None once the stream is readable; why not, while waiting may help; else StartupError."""
     try:
         summary = call(options, client.describe_stream_summary, StreamName=options.stream_name)
-    except KinesisSourceError as error:
+    except (KinesisSourceError, ClientError) as error:
+        if _may_pass(error):
+            return str(error)
         raise StartupError(str(error)) from error
     description = summary["StreamDescriptionSummary"]
     status, arn_region = description["StreamStatus"], description["StreamARN"].split(":")[3]
-    if status not in ("ACTIVE", "UPDATING"):
-        raise StartupError(
-            f"stream {options.stream_name!r} is {status}, not ACTIVE: wait, or check it"
-        )
     if arn_region != settings.aws_region:
         raise StartupError(
             f"stream {options.stream_name!r} is in region {arn_region!r}, not AWS_REGION="
             f"{settings.aws_region!r}: set AWS_REGION to the stream's region"
         )
+    if status == "CREATING":
+        return f"stream {options.stream_name!r} is CREATING"
+    if status not in ("ACTIVE", "UPDATING"):
+        raise StartupError(
+            f"stream {options.stream_name!r} is {status}, not ACTIVE: wait, or check it"
+        )
+    return None
+
+
+def _may_pass(error: Exception) -> bool:
+    """True for an emulator still starting or a stream not created yet."""
+    cause = error if isinstance(error, ClientError) else error.__cause__
+    if isinstance(cause, BotoCoreError):
+        return True  # no answer from the endpoint (yet)
+    if isinstance(cause, ClientError):
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(cause) == "ResourceNotFoundException" or status >= 500
+    return False
 
 
 def _caller_identity(settings: ConsumerSettings) -> str:
@@ -140,13 +184,24 @@ def check_output(settings: ConsumerSettings) -> None:
 
 def run(settings: ConsumerSettings) -> int:
     """Runs until SIGTERM/SIGINT (or until drained, with availableNow); returns the exit code."""
+    # The JVM starts while the stream is checked (and, beside LocalStack, waited for):
+    # the two take about as long, and neither needs the other.
+    sessions: list[SparkSession] = []
+    starting = threading.Thread(
+        target=lambda: sessions.append(build_session(settings)), name="spark", daemon=True
+    )
+    starting.start()
     try:
         check_output(settings)
         check_stream(settings)
     except StartupError as error:
         log.error("cannot start: %s", error)
+        return 1  # the JVM, half started, ends with this process
+    starting.join()
+    if not sessions:
+        log.error("cannot start: Spark did not start (see the lines above)")
         return 1
-    spark = build_session(settings)
+    spark = sessions[0]
     sink = BatchSink(settings)
     query = start_query(spark, settings, sink)
     log.info("query started: %s -> %s", settings.kinesis_stream_name, settings.consumer_output_path)

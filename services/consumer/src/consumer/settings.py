@@ -20,32 +20,67 @@ _UNIT_SECONDS = {
     **dict.fromkeys(("min", "minute", "minutes"), 60.0),
     **dict.fromkeys(("h", "hour", "hours"), 3600.0),
 }
+# The endpoint docker-compose.yml gives the services; the class's own default is real AWS.
+LOCALSTACK_URL = "http://localstack:4566"
 _SPARK_DURATION = re.compile(rf"^(?P<number>\d+)\s*(?P<unit>{'|'.join(_UNIT_SECONDS)})$")
 
 
 class ConsumerSettings(BaseSettings):
-    """Environment variables of the Spark consumer (see `.env.example`)."""
+    """Environment variables of the Spark consumer.
+
+    The string under each field documents it: `make docs` copies it into
+    `.env.example` and the README's table.
+    """
 
     # Compose passes unset optional variables as empty strings: treat them as unset.
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
 
     kinesis_stream_name: str = Field("events", min_length=1, max_length=128)
+    """Name of the stream the producer writes and the consumer reads."""
     aws_region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
-    kinesis_endpoint_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    """AWS region of the stream (LocalStack accepts any)."""
+    kinesis_endpoint_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", json_schema_extra={"stack_default": LOCALSTACK_URL}
+    )
+    """Kinesis endpoint; the compose default points at LocalStack. Empty means real AWS
+    (see docker-compose.aws.yml)."""
     spark_master: str = Field(
         "local[*]", pattern=r"^(local(\[(\*|\d+)\])?|spark://\S+|yarn|k8s://\S+)$"
     )
+    """Spark master: local[*] in the container, or spark://spark-master:7077 with the
+    cluster profile."""
     consumer_trigger: Literal["processingTime", "availableNow"] = "processingTime"
+    """processingTime (micro-batches every CONSUMER_TRIGGER_INTERVAL) or availableNow
+    (drain, then exit)."""
     consumer_trigger_interval: str = "500 milliseconds"
+    """Interval between micro-batches, e.g. "2 seconds", "500 milliseconds" (each shard's
+    driver look and task read then stay inside AWS's 5 GetRecords/s)."""
     consumer_starting_position: str = "TRIM_HORIZON"
+    """Where a new query starts: TRIM_HORIZON, LATEST, `AT_TIMESTAMP:<epoch s>`, or
+    per-shard JSON."""
     consumer_max_records_per_trigger: int | None = Field(None, ge=1)
+    """Kinesis records per micro-batch at most; empty means no limit."""
     consumer_max_event_bytes: int = Field(64 * 1024, ge=1, le=1024 * 1024)
+    """Larger payloads go to the dead letters."""
     consumer_output_path: str = "/data/output"
+    """Parquet sink (events/, dead_letters/, one folder per hour) inside the consumer-data
+    volume."""
     consumer_checkpoint_path: str = "/data/checkpoints"
+    """Spark checkpoints inside the consumer-data volume: a restart resumes from here."""
     consumer_dedup_window: str = "1 hour"
+    """An event resent within this time of the batch that wrote its first copy is dropped as
+    a duplicate."""
     consumer_console: bool = True
+    """true prints each batch and the running per-type totals, as the tutorial's console
+    sink did."""
     consumer_shuffle_partitions: int = Field(2, ge=1)
+    """Partitions of the deduplication state: files per batch and table (fixed once a
+    checkpoint exists)."""
     consumer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """DEBUG, INFO, WARNING or ERROR (libraries log at WARNING whatever it says)."""
+    consumer_stream_wait_seconds: float = Field(300.0, gt=0)
+    """How long the consumer waits at start-up for LocalStack and the stream to be ACTIVE
+    before it stops with one line saying why."""
 
     @field_validator("consumer_trigger_interval", "consumer_dedup_window")
     @classmethod

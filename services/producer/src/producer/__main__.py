@@ -3,6 +3,9 @@
     producer [OPTIONS]                    write generated events per the settings (the container)
     producer [OPTIONS] send [--raw] FILE  send a file of JSON lines, one record per line
     producer [OPTIONS] samples            send the tutorial's five sample messages
+    producer [OPTIONS] tail [--from-start] [--max-records N]
+                                          print the stream's records as they arrive
+    producer --localstack ...             any of these, from the host, against the local stack
 
 Every option overrides the environment variable named in its help and is
 validated by the same settings class. Exit codes: 0 everything sent; 1 Kinesis
@@ -24,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,6 +36,7 @@ from producer.events import EventFactory, Record, key_for_payload, to_record
 from producer.sending import Pacer, pump
 from producer.settings import ProducerSettings, SettingsError, load_settings
 from producer.stream import ProducerError, StartupError, ensure_stream, explain, make_client
+from producer.tail import as_line, tail
 from producer.writer import KinesisWriter, UnsentFile, UnsentRecordsError
 
 log = logging.getLogger("producer")
@@ -75,13 +80,19 @@ def _parser() -> argparse.ArgumentParser:
         const="true",
         help="create the stream if missing and wait until ACTIVE; PRODUCER_CREATE_STREAM",
     )
+    common.add_argument(
+        "--localstack",
+        action="store_true",
+        help="from the host: LocalStack at LOCALSTACK_HOST (default localhost:4566) with its "
+        "dummy keys, through localstack-client (KINESIS_ENDPOINT_URL is not used)",
+    )
     parser = argparse.ArgumentParser(
         prog="producer",
         description=__doc__,
         parents=[common],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="{send,samples}")
+    commands = parser.add_subparsers(dest="command", metavar="{send,samples,tail}")
     send = commands.add_parser("send", parents=[common], help="send a file of JSON lines")
     send.add_argument("file", type=Path, help="one record payload per line")
     send.add_argument(
@@ -91,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
         help="send lines byte for byte without checking they are JSON (malformed test records)",
     )
     commands.add_parser("samples", parents=[common], help="send the tutorial's five messages")
+    tail = commands.add_parser(
+        "tail", parents=[common], help="print the stream's records as they arrive (JSON lines)"
+    )
+    tail.add_argument(
+        "--from-start",
+        action="store_true",
+        default=False,
+        help="begin with the oldest record the stream keeps, not the next one to arrive",
+    )
+    tail.add_argument(
+        "--max-records", type=int, default=0, help="stop after this many records (0: never)"
+    )
     return parser
 
 
@@ -110,14 +133,42 @@ def run(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_STARTUP
     console = _configure_logging(settings.producer_log_level)
+    if arguments.command == "tail":
+        return _tail(arguments, settings)
     try:
         records, total, finite = _records(arguments, settings)
-        client = make_client(settings)
+        client = make_client(settings, localstack=_localstack(arguments))
         ensure_stream(client, settings)
     except (StartupError, InputError) as error:
         log.error("%s", error)
         return EXIT_STARTUP
     return _send(records, total, finite=finite, settings=settings, client=client, console=console)
+
+
+def _localstack(arguments: argparse.Namespace) -> bool:
+    return bool(getattr(arguments, "localstack", False))
+
+
+def _tail(arguments: argparse.Namespace, settings: ProducerSettings) -> int:
+    """Prints records until Ctrl-C (or --max-records); stdout carries only the records."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    client = make_client(settings, localstack=_localstack(arguments))
+    printed = 0
+    try:
+        records = tail(
+            client, settings.kinesis_stream_name, from_start=arguments.from_start, stop=stop
+        )
+        for described in records:
+            print(as_line(described), flush=True)
+            printed += 1
+            if printed == arguments.max_records:
+                break
+    except (ClientError, BotoCoreError) as error:
+        log.error("%s", explain(error, settings))
+        return EXIT_STARTUP if printed == 0 else EXIT_KINESIS
+    return EXIT_OK
 
 
 def _records(

@@ -20,7 +20,12 @@ MAX_BATCH_RECORDS = 500
 
 
 class ProducerSettings(BaseSettings):
-    """Environment variables of the producer; each description is what the variable accepts."""
+    """Environment variables of the producer.
+
+    Each `description` is what the variable accepts (errors quote it); the string
+    under each field documents it (`make docs` copies it into `.env.example` and
+    the README's table).
+    """
 
     # Compose passes unset optional variables as empty strings: treat them as unset.
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
@@ -32,45 +37,63 @@ class ProducerSettings(BaseSettings):
         pattern=r"^[a-zA-Z0-9_.-]+$",
         description="a stream name of 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-'",
     )
+    """Name of the stream the producer writes and the consumer reads."""
     aws_region: str = Field(
         "us-east-1",
         pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$",
         description="an AWS region name such as us-east-1",
     )
+    """AWS region of the stream (LocalStack accepts any)."""
     kinesis_endpoint_url: str | None = Field(
         None,
+        json_schema_extra={"stack_default": "http://localstack:4566"},
         pattern=r"^https?://[^\s/]+\S*$",
         description="an http(s) URL such as http://localstack:4566, or unset/empty for real AWS",
     )
+    """Kinesis endpoint; the compose default points at LocalStack. Empty means real AWS
+    (see docker-compose.aws.yml)."""
     kinesis_shard_count: int = Field(
         2, ge=1, description="a whole number of shards >= 1 (used only to create the stream)"
     )
+    """Shards of the stream LocalStack's init hook creates (and the producer, with
+    PRODUCER_CREATE_STREAM=true)."""
     producer_create_stream: bool = Field(
         False, description="true or false (create the stream if it is missing)"
     )
+    """true lets the producer create a missing stream (never implicit on real AWS)."""
     producer_rate: float = Field(
         10.0, ge=0, description="records per second >= 0 (0 = as fast as possible)"
     )
+    """Events per second; 0 sends as fast as Kinesis accepts."""
     producer_count: int = Field(0, ge=0, description="a whole number >= 0 (0 = run until stopped)")
+    """How many events to send; 0 runs until stopped."""
     producer_seed: int | None = Field(
         None, description="a whole number for reproducible events, or unset for random ones"
     )
+    """Seed for reproducible events (ids included); empty means random."""
     producer_batch_size: int = Field(
         MAX_BATCH_RECORDS,
         ge=1,
         le=MAX_BATCH_RECORDS,
         description=f"records per PutRecords call, 1 to {MAX_BATCH_RECORDS}",
     )
+    """Records per PutRecords call, 1 to 500."""
     producer_max_retry_seconds: float = Field(
         120.0, gt=0, description="seconds > 0 to keep resending refused records"
     )
+    """How long refused records are resent before they go to the unsent file and the
+    producer exits 3."""
     producer_unsent_path: Path = Field(
         Path("unsent.jsonl"),
+        json_schema_extra={"stack_default": "/data/unsent/unsent.jsonl"},
         description="the path of a JSON-lines file for records that could not be sent",
     )
+    """JSON-lines file for records that could not be sent (replay with `producer send`);
+    in the producer-unsent volume."""
     producer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR"
     )
+    """DEBUG, INFO, WARNING or ERROR."""
 
     @field_validator("producer_log_level", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import boto3
+import localstack_client.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -41,8 +42,13 @@ class StartupError(ProducerError):
     """Nothing was sent: the configuration or the stream is wrong (exit code 2)."""
 
 
-def make_client(settings: ProducerSettings) -> Any:
-    """A Kinesis client; credentials come from boto3's default chain, never from settings."""
+def make_client(settings: ProducerSettings, *, localstack: bool = False) -> Any:
+    """A Kinesis client; credentials come from boto3's default chain, never from settings.
+
+    With `localstack`, the client localstack-client builds instead: LocalStack at
+    LOCALSTACK_HOST (default localhost:4566, the stack's published port) with
+    the emulator's dummy keys, for the CLI run from the host.
+    """
     config = Config(
         # botocore retries throttled or dropped calls a few times; the writer's own
         # deadline (PRODUCER_MAX_RETRY_SECONDS) covers longer outages.
@@ -50,6 +56,9 @@ def make_client(settings: ProducerSettings) -> Any:
         connect_timeout=5,
         read_timeout=30,
     )
+    if localstack:
+        session = localstack_client.session.Session(region_name=settings.aws_region)
+        return session.client("kinesis", config=config)
     return boto3.client(
         "kinesis",
         region_name=settings.aws_region,

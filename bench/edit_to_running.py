@@ -1,0 +1,87 @@
+"""Figure 7: a consumer code edit to the consumer running it, under `docker compose watch`.
+
+The stack runs under its own Compose project name on free ports, started by
+`docker compose watch` (which brings it up, then syncs source edits into the
+containers and restarts them). Once the consumer's query runs, one line is
+appended to a consumer source file (and removed afterwards); the figure is the
+time from that edit to the restarted consumer's "query started" log line, with
+the edit checked to be inside the container.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.coldstart import ROOT, Stack, image_sizes, log_time
+
+EDITED = ROOT / "services/consumer/src/consumer/__init__.py"
+IN_CONTAINER = "/app/.venv/lib/python3.13/site-packages/consumer/__init__.py"
+DEADLINE_S = 300.0
+_QUERY_STARTED = re.compile(r"query started")
+
+
+def _query_started_after(stack: Stack, since: datetime) -> datetime | None:
+    """When the consumer's log first says "query started" after `since`, if it has."""
+    lines = stack.compose("logs", "--timestamps", "--no-log-prefix", "consumer", check=False)
+    for line in lines.stdout.splitlines():
+        stamp, _, text = line.partition(" ")
+        moment = log_time(stamp)
+        if moment is not None and moment > since and _QUERY_STARTED.search(text):
+            return moment
+    return None
+
+
+def _poll(condition: Any, what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {DEADLINE_S:.0f} s")
+        time.sleep(0.5)
+    return result
+
+
+def measure() -> dict[str, Any]:
+    stack = Stack()
+    if len(image_sizes()) < 3:
+        stack.compose("build")  # not timed: the figure is for images already built
+    original = EDITED.read_text()
+    probe = f"# edit-to-running probe {uuid.uuid4().hex}\n"
+    with tempfile.TemporaryFile("w+") as watch_log:
+        watch = subprocess.Popen(
+            ["docker", "compose", "watch"],  # noqa: S607 - docker from PATH, as the Makefile
+            cwd=ROOT,
+            env=stack.env,
+            stdout=watch_log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            started = datetime.now(UTC)
+            _poll(lambda: _query_started_after(stack, started), "first query start")
+            edited_wall, edited = datetime.now(UTC), time.perf_counter()
+            EDITED.write_text(original + probe)
+            try:
+                running = _poll(lambda: _query_started_after(stack, edited_wall), "restarted query")
+            except TimeoutError as error:
+                watch_log.seek(0)
+                raise TimeoutError(
+                    f"{error}; docker compose watch said: {watch_log.read()[-2000:]}"
+                ) from error
+            polled = time.perf_counter() - edited
+            synced = stack.compose("exec", "-T", "consumer", "cat", IN_CONTAINER, check=False)
+            if probe not in synced.stdout:
+                raise RuntimeError("the consumer restarted without the edit: watch did not sync")
+        finally:
+            EDITED.write_text(original)
+            watch.terminate()
+            watch.wait(timeout=60)
+            stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
+    return {
+        "edit_to_query_started_s": round((running - edited_wall).total_seconds(), 1),
+        "polled_s": round(polled, 1),
+    }
