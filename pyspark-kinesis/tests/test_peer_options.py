@@ -57,6 +57,9 @@ SAME_THING: list[tuple[str, str, str, object]] = [
     ("kinesis.getRecords.numberOfRecordsPerFetch", "500", "max_records_per_fetch", 500),
     ("kinesis.getRecords.fetchIntervalMs", "200", "min_fetch_period_s", 0.2),
     # Databricks
+    ("endpoint", "http://127.0.0.1:4566", "endpoint_url", "http://127.0.0.1:4566"),
+    ("stsEndpoint", "https://sts.eu-west-1.amazonaws.com", "sts_endpoint_url",
+     "https://sts.eu-west-1.amazonaws.com"),
     ("streamARN", "arn:aws:kinesis:eu-west-1:123456789012:stream/events", "stream_name", "events"),
     ("region", "eu-west-1", "region", "eu-west-1"),
     ("initialPosition", "latest", "starting_position", Position("LATEST")),

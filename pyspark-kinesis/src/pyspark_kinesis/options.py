@@ -30,7 +30,7 @@ class KinesisOptionError(ValueError):
 _ALIASES: dict[str, tuple[str, ...]] = {
     "stream_name": ("streamName", "kinesis.streamName"),
     "stream_arn": ("streamARN",),
-    "endpoint_url": ("endpointUrl", "kinesis.endpointUrl"),
+    "endpoint_url": ("endpointUrl", "kinesis.endpointUrl", "endpoint"),
     "region": ("region", "regionName", "kinesis.region"),
     # The AWS connector's region of the stream, where kinesis.region is the connector's own.
     "stream_region": ("kinesis.kinesisRegion",),
@@ -40,7 +40,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "role_arn": ("awsSTSRoleARN", "roleArn", "kinesis.stsRoleArn"),
     "role_session_name": ("awsSTSSessionName", "roleSessionName", "kinesis.stsSessionName"),
     "role_external_id": ("awsSTSExternalId", "roleExternalId"),
-    "sts_endpoint_url": ("kinesis.stsEndpointUrl",),
+    "sts_endpoint_url": ("kinesis.stsEndpointUrl", "stsEndpoint"),
     "starting_position": ("startingPosition", "initialPosition", "kinesis.startingPosition"),
     "starting_timestamp": ("startingTimestamp",),
     "max_records_per_trigger": ("maxRecordsPerTrigger",),
