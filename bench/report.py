@@ -235,7 +235,8 @@ def table(results: dict[str, Any]) -> str:
     for key, build in builders:
         figure = results.get(key)
         if isinstance(figure, dict) and "error" in figure:
-            rows.append((key, "not measured", figure["error"][:120], "", "", "FAIL"))
+            verdict = "skipped" if figure["error"].startswith("skipped") else "FAIL"
+            rows.append((key, "not measured", figure["error"][:120], "", "", verdict))
         elif figure is not None:
             rows.extend(build(figure))
     rows.sort(key=lambda row: row[0].split(".", 1)[0])
