@@ -203,7 +203,8 @@ class KinesisProxy(ThreadingHTTPServer):
     """Forwards Kinesis' JSON API to `upstream` (LocalStack), behaving as `behaviours` say.
 
     `behaviours` may be replaced while the proxy runs; `events` counts what it
-    did (`records_read`, `throttled_reads`, `empty_pages`, `expired_iterators`, ...).
+    did (`records_read`, `throttled_reads`, `empty_pages`, `expired_iterators`, ...)
+    and every call it was asked, by operation (`calls:GetRecords`, ...).
     """
 
     daemon_threads = True
@@ -229,6 +230,7 @@ class KinesisProxy(ThreadingHTTPServer):
         if not headers.get("Content-Type", "").startswith("application/x-amz-json"):
             return self._forward(operation, raw, headers)
         request = json.loads(raw or b"{}")
+        self._count(f"calls:{operation}")
         fault = self._fault(operation)
         if fault is not None:
             return fault

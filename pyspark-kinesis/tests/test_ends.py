@@ -68,3 +68,18 @@ def test_an_unusable_directory_costs_the_note_not_the_batch(tmp_path: Path) -> N
     ends = store(blocked)
     ends.put(SHARD, TRIM_HORIZON, TAKE, END)  # logs a warning, raises nothing
     assert ends.get(SHARD, TRIM_HORIZON, TAKE) is None
+
+
+def test_a_note_written_before_next_arrival_existed_still_loads() -> None:
+    # The format of notes written by the previous release (no nextArrival, no millisBehindLatest).
+    older = {"position": "AFTER_SEQUENCE_NUMBER:7", "ended": False, "records": 3, "nextRead": 2.5}
+    assert ShardEnd.from_json(older) == ShardEnd(after("7"), ended=False, records=3)
+    assert ShardEnd.from_json(older).next_arrival_s is None
+
+
+def test_what_a_read_saw_after_its_end_survives_the_note() -> None:
+    seen = ShardEnd(
+        after("7"), False, 3, next_read_s=2.5, next_arrival_s=1.25, millis_behind_latest=40
+    )
+    again = ShardEnd.from_json(seen.to_json())
+    assert (again.next_arrival_s, again.millis_behind_latest, again.next_read_s) == (1.25, 40, 2.5)

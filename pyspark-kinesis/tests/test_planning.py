@@ -160,3 +160,21 @@ def test_without_notes_a_record_shown_late_is_still_read_once(
         start, end = end, reader.latestOffset(end, ReadAllAvailable())
         read += run_batch(reader, start, end)
     assert read == [b"early", b"late", b"later"]
+
+
+def test_a_busy_shard_is_read_once_per_batch_by_its_task(
+    kinesis_proxy: Any, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+) -> None:
+    stream = stream_factory(1)
+    reader = reader_noting_in(tmp_path, kinesis_proxy.url, stream)
+    fill_every_shard(kinesis_client, stream, 3)
+    start = reader.initialOffset()
+    end = plan(reader, start)
+    fill_every_shard(kinesis_client, stream, 2)  # arrive after the batch was planned
+    assert len(run_batch(reader, start, end)) == 3
+    reads_so_far = kinesis_proxy.events["calls:GetRecords"]
+    # The task stopped before the later records and noted when the first arrived:
+    # planning the next batch needs no look at the shard.
+    start, end = end, plan(reader, end)
+    assert kinesis_proxy.events["calls:GetRecords"] == reads_so_far
+    assert len(run_batch(reader, start, end)) == 2

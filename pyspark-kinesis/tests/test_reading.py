@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
-from pyspark_kinesis.reading import ShardEnd, TakeRead, peek_shard, read_range
+from pyspark_kinesis.reading import Peek, ShardEnd, TakeRead, peek_from_end, peek_shard, read_range
 from pyspark_kinesis.shards import Take
 from pyspark_kinesis.source import KinesisStreamReader
 
@@ -140,7 +141,29 @@ def test_records_that_arrive_after_the_take_was_planned_are_left_for_the_next(
     late = put(kinesis_client, stream, 2, first=3)
     read, end = take(client, options, until_s=planned_s)
     assert (read, end.position) == (early, after(early[-1]))
-    assert take(client, options, end.position)[0] == late
+    # The read saw the first record it left, so the next plan needs no look.
+    assert end.next_arrival_s is not None
+    assert end.next_arrival_s > planned_s
+    later, last_end = take(client, options, end.position)
+    assert later == late
+    assert last_end.next_arrival_s is None  # nothing after the shard's current end
+
+
+def test_an_end_that_saw_the_next_record_answers_for_a_peek() -> None:
+    saw = ShardEnd(after("7"), False, 3, next_read_s=5.0, next_arrival_s=100.0)
+    assert peek_from_end(saw, until_s=100.0) == Peek(
+        has_records=True,
+        first_arrival_s=100.0,
+        ended=False,
+        millis_behind_latest=0,
+        iterator=None,
+        next_read_s=5.0,
+    )
+    # Under Trigger.AvailableNow, a record after the cutoff means the shard is drained.
+    assert peek_from_end(saw, until_s=99.0) == replace(
+        peek_from_end(saw, until_s=100.0), has_records=False
+    )
+    assert peek_from_end(ShardEnd(after("7"), False, 3), until_s=100.0) is None
 
 
 def test_reading_a_take_again_returns_the_same_records(

@@ -156,30 +156,43 @@ class ShardCursor:
 class ShardEnd:
     """Where a batch's read of a shard stopped: the next batch starts at `position`.
 
-    `next_read_s` is when the shard may be read again (its reader's pace), not
-    part of what the batch read.
+    The other fields say what the reader saw, not what the batch read (two
+    reads of the same batch may differ in them): `next_read_s`, when the shard
+    may be read again (its reader's pace); `next_arrival_s`, the arrival time
+    of the first record after `position` when the read's last page held one
+    (the batch left it for the next), so the driver need not look at the shard
+    again to know that it has records; `millis_behind_latest` of that page.
     """
 
     position: Position
     ended: bool
     records: int
     next_read_s: float = field(default=0.0, compare=False)
+    next_arrival_s: float | None = field(default=None, compare=False)
+    millis_behind_latest: int = field(default=0, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "position": str(self.position),
             "ended": self.ended,
             "records": self.records,
             "nextRead": self.next_read_s,
+            "millisBehindLatest": self.millis_behind_latest,
         }
+        if self.next_arrival_s is not None:
+            document["nextArrival"] = self.next_arrival_s
+        return document
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> ShardEnd:
+        next_arrival = document.get("nextArrival")
         return cls(
             parse_position(document["position"]),
             bool(document["ended"]),
             int(document["records"]),
             float(document.get("nextRead", 0.0)),
+            None if next_arrival is None else float(next_arrival),
+            int(document.get("millisBehindLatest", 0)),
         )
 
 
@@ -213,6 +226,8 @@ class TakeRead:
         last: Position | None = None
         taken = 0
         ended = False
+        next_arrival_s: float | None = None
+        behind = 0
         while limit is None or taken < limit:
             # Each record holds at least one row: never ask for more records than rows wanted.
             room = self._max_per_fetch if limit is None else min(limit - taken, self._max_per_fetch)
@@ -225,6 +240,10 @@ class TakeRead:
             )
             rows_left = None if limit is None else limit - taken
             kept, end, rows = first_rows(wanted, rows_left)
+            next_arrival_s, behind = (
+                _first_left(fetch.records, kept, end),
+                fetch.millis_behind_latest,
+            )
             if kept:
                 last = end
                 taken += rows
@@ -238,7 +257,9 @@ class TakeRead:
                 break
             if fetch.millis_behind_latest == 0 and len(fetch.records) < room:
                 break
-        self.end = ShardEnd(last or self.start, ended, taken, self._cursor.next_call_s)
+        self.end = ShardEnd(
+            last or self.start, ended, taken, self._cursor.next_call_s, next_arrival_s, behind
+        )
 
     def read_to_end(self) -> ShardEnd:
         """Reads the records only to learn where they end."""
@@ -294,6 +315,26 @@ def peek_shard(
         millis_behind_latest=fetch.millis_behind_latest,
         iterator=None if fetch.records else cursor.next_iterator,
         next_read_s=cursor.next_call_s,
+    )
+
+
+def peek_from_end(end: ShardEnd, until_s: float) -> Peek | None:
+    """What a look at the shard after `end` would see, if the read that ended there saw it.
+
+    A busy shard's read stops before records that arrived after its batch was
+    planned; the first of them is the first record after `end`, as a peek
+    would find it. None when the read saw no record after its end: then only
+    a look can tell.
+    """
+    if end.next_arrival_s is None:
+        return None
+    return Peek(
+        has_records=end.next_arrival_s <= until_s,
+        first_arrival_s=end.next_arrival_s,
+        ended=False,
+        millis_behind_latest=end.millis_behind_latest,
+        iterator=None,
+        next_read_s=end.next_read_s,
     )
 
 
@@ -373,6 +414,20 @@ def first_rows(
         end = after(record["SequenceNumber"])
         count += len(rows)
     return kept, end, count
+
+
+def _first_left(
+    page: list[dict[str, Any]], kept: list[dict[str, Any]], end: Position | None
+) -> float | None:
+    """The arrival time of the first record of `page` that a read keeping `kept` leaves behind.
+
+    `kept` is a prefix of `page`; its last record may have been cut inside an
+    aggregate (`end` then has a sub-sequence number), and its other rows are
+    left.
+    """
+    cut = bool(kept) and end is not None and end.sub_sequence_number is not None
+    left = page[len(kept) - 1 if cut else len(kept) :]
+    return float(left[0]["ApproximateArrivalTimestamp"]) if left else None
 
 
 def _end_rows_at(records: list[dict[str, Any]], sequence_number: str, sub_sequence: int) -> None:

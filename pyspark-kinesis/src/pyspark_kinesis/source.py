@@ -11,7 +11,10 @@ records that arrived by the planning instant, at most the batch's share of
 batch returns the same records; the driver only looks at one record per shard
 to see whether there is anything to take (`peek_shard`, which looks past empty
 pages that say records wait further on, so Trigger.AvailableNow never mistakes
-them for a drained shard).
+them for a drained shard). A busy shard needs no look: the task that read its
+last batch stopped before the records that arrived after that batch was
+planned, and its note says when the first of them arrived (`peek_from_end`),
+so a shard that always has records is read once per batch, by its task.
 
 The task that reads a shard's batch notes where it ended in a small file under
 `metadataPath` (`EndStore`, the AWS connector's design), once: a later attempt
@@ -92,7 +95,15 @@ from pyspark_kinesis.extra_options import (
 )
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position
-from pyspark_kinesis.reading import ROWS, Peek, ShardEnd, TakeRead, peek_shard, read_range
+from pyspark_kinesis.reading import (
+    ROWS,
+    Peek,
+    ShardEnd,
+    TakeRead,
+    peek_from_end,
+    peek_shard,
+    read_range,
+)
 from pyspark_kinesis.shards import (
     Progress,
     Shard,
@@ -219,6 +230,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # Where the batches of the last start offset ended: every idle trigger plans
         # from that same offset, and must not look (or, with no note, read) again.
         self._found_ends: dict[tuple[str, Position, Take], ShardEnd] = {}
+        # shard id -> that end, by shard: what its reader saw after it spares a look.
+        self._ends_by_shard: dict[str, ShardEnd] = {}
         # shard id -> wall-clock time its last reader (a peek or a task) lets it be read again.
         self._next_read_s: dict[str, float] = {}
         self._committed_takes: frozenset[tuple[str, Position, Take]] = frozenset()
@@ -232,6 +245,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         state["_client"] = None
         state["_iterators"] = {}
         state["_found_ends"] = {}
+        state["_ends_by_shard"] = {}
         state["_next_read_s"] = {}
         return state
 
@@ -430,6 +444,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if unresolved:
             self._notes_seen = not missing
         self._found_ends = found
+        self._ends_by_shard = {shard_id: end for (shard_id, _, _), end in found.items()}
         for (shard_id, _, _), end in found.items():
             self._next_read_s[shard_id] = max(self._next_read_s.get(shard_id, 0.0), end.next_read_s)
         resolved = dict(progress)
@@ -440,6 +455,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def _peek(self, progress: Progress, shard_ids: list[str], until_s: float) -> dict[str, Peek]:
         def peek(shard_id: str) -> Peek:
             position = progress[shard_id].position
+            end = self._ends_by_shard.get(shard_id)
+            # A busy shard's last read saw what follows its end: no call, no wait for its pace.
+            if end is not None and end.position == position:
+                seen = peek_from_end(end, until_s)
+                if seen is not None:
+                    return seen
             saved_position, iterator = self._iterators.get(shard_id, (None, None))
             return peek_shard(
                 self.client,

@@ -73,9 +73,9 @@ class ConsumerSettings(BaseSettings):
     consumer_console: bool = True
     """true prints each batch and the running per-type totals, as the tutorial's console
     sink did."""
-    consumer_shuffle_partitions: int = Field(2, ge=1)
-    """Partitions of the deduplication state: files per batch and table (fixed once a
-    checkpoint exists)."""
+    consumer_shuffle_partitions: int = Field(1, ge=1)
+    """Partitions of the deduplication state: files per batch and table, and tasks writing
+    them (fixed once a checkpoint exists; more only for rates one task cannot write)."""
     consumer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """DEBUG, INFO, WARNING or ERROR (libraries log at WARNING whatever it says)."""
     consumer_stream_wait_seconds: float = Field(300.0, gt=0)

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from producer.events import Record
 from producer.writer import KinesisWriter
 
-MAX_LINGER_S = 0.5
+# The KPL's default RecordMaxBufferedTime: a record waits at most this long to be sent.
+MAX_LINGER_S = 0.1
 # After a stall (a long retry) catch up by at most this much, not with one huge burst.
 MAX_CATCH_UP_S = 1.0
 
