@@ -69,7 +69,17 @@ class SinkWatcher:
                 self.latencies.append(seen - event_time.as_py().timestamp())
 
 
-def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, Any]:
+# The phases of a batch that Spark times (`durationMs`), in the order they run.
+PHASES = ("latestOffset", "queryPlanning", "addBatch", "walCommit", "commitOffsets")
+
+
+def measure_rate(
+    spark: SparkSession,
+    rate: int,
+    seconds: float,
+    inspect: Callable[[Any], None] = lambda _query: None,
+) -> dict[str, Any]:
+    """The figure at `rate`; `inspect` sees the query once the run is over, before it stops."""
     count = int(rate * seconds)
     with fresh_localstack() as url, tempfile.TemporaryDirectory() as work:
         stream = create_stream(url, SHARDS)
@@ -100,6 +110,7 @@ def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, An
         _wait_until(lambda: not query.status["isTriggerActive"], DRAIN_DEADLINE_S)
         batches = [p for p in query.recentProgress if p["numInputRows"]][1:]
         jobs = jobs_per_batch(spark, query)
+        inspect(query)
         query.stop()
     latencies = sorted(watcher.latencies)
     return {
@@ -115,6 +126,9 @@ def measure_rate(spark: SparkSession, rate: int, seconds: float) -> dict[str, An
         "p99_s": _percentile(latencies, 99),
         "batches": len(batches),
         "batch_ms_median": _median([p["durationMs"]["triggerExecution"] for p in batches]),
+        "phase_ms_median": {
+            phase: _median([p["durationMs"].get(phase, 0) for p in batches]) for phase in PHASES
+        },
         "trigger": settings.consumer_trigger_interval,
         "trigger_s": settings.trigger_interval_seconds,
         "jobs_per_batch": jobs,

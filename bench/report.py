@@ -111,6 +111,12 @@ def _latency_target(run: dict[str, Any]) -> tuple[str, str]:
     return target, _verdict(passed)
 
 
+def _phases(run: dict[str, Any]) -> str:
+    """A batch's median phases in ms, as Spark names them (`durationMs`)."""
+    phases = run.get("phase_ms_median", {})
+    return ", ".join(f"{phase} {ms:.0f}" for phase, ms in phases.items() if ms is not None)
+
+
 def _latency_rows(latency: list[dict[str, Any]]) -> list[Row]:
     rows: list[Row] = []
     for run in latency:
@@ -123,7 +129,7 @@ def _latency_rows(latency: list[dict[str, Any]]) -> list[Row]:
                 f"{run['seen']:,} of {run['sent']:,} events in the sink",
                 f"p50 {run['p50_s']:.2f} s, p95 {run['p95_s']:.2f} s, p99 {run['p99_s']:.2f} s",
                 f"trigger interval {trigger_s:g} s; median batch "
-                f"{run['batch_ms_median'] / 1000:.2f} s",
+                f"{run['batch_ms_median'] / 1000:.2f} s ({_phases(run)})",
                 f"p50 = {run['p50_s'] / trigger_s:.1f}x the trigger",
                 *_latency_target(run),
             )
