@@ -79,3 +79,34 @@ def test_options_of_another_use_are_refused(use: str, option: str) -> None:
     with pytest.raises(KinesisOptionError, match=f"option\\(s\\) {option} do nothing in a {use}"):
         refuse_options_of_another_use({**STREAM, option: "1"}, use)
     refuse_options_of_another_use(STREAM, use)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "field", "expected"),
+    [
+        # the AWS connector's README, "Kinesis Sink Configuration"
+        ("kinesis.sink.aggregationEnabled", "True", "aggregate", True),
+        ("kinesis.sink.maxConnections", "4", "concurrent_requests", 4),
+        # qubole's README, "Kinesis Sink Configuration"
+        ("kinesis.executor.aggregationEnabled", "true", "aggregate", True),
+        ("kinesis.executor.maxConnections", "3", "concurrent_requests", 3),
+    ],
+)
+def test_peer_sink_options_mean_the_same_here(
+    option: str, value: str, field: str, expected: object
+) -> None:
+    assert getattr(SinkOptions.parse({**STREAM, option: value}), field) == expected
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "kinesis.sink.flushWaitTimeMs",
+        "kinesis.sink.recordMaxBufferedTimeMs",
+        "kinesis.sink.recordTtl",
+        "kinesis.executor.recordMaxBufferedTime",
+        "kniesis.executor.flushwaittimemillis",
+    ],
+)
+def test_peer_sink_options_not_needed_leave_the_sink_as_it_was(option: str) -> None:
+    assert SinkOptions.parse({**STREAM, option: "100"}) == SinkOptions.parse(STREAM)

@@ -2,26 +2,32 @@
 
 Verbatim but for the stream name, the endpoint (LocalStack's port) and, where an
 example names a region, LocalStack's region; the console sink, which prints from
-the JVM out of pytest's reach, is swapped for the memory sink.
+the JVM out of pytest's reach, is swapped for the memory sink. The sink examples
+are Scala: their `.as[(String,String)]` is left out, the AWS connector's checkpoint
+path is a temporary directory, and qubole's, which names none, gets the session's
+default checkpoint directory.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
+from pyspark_kinesis.aggregation import user_records
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.options import KinesisOptions
 
 pytestmark = pytest.mark.unit
 
 REGION = "us-east-1"
+ACCESS_KEY, SECRET_KEY = "test", "test"  # qubole's README's placeholders, LocalStack's keys
 QUBOLE_WORDS = ["Kinesis", "Connector", "for", "Apache", "Spark"]
 DEADLINE_S = 120.0
 
@@ -65,13 +71,7 @@ def put_words(kinesis_client: Any, stream: str) -> None:
         kinesis_client.put_record(StreamName=stream, PartitionKey="1", Data=word)
 
 
-def test_qubole_readme_example(
-    spark: SparkSession, kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any
-) -> None:
-    stream = stream_factory(2)
-    put_words(kinesis_client, stream)
-    ACCESS_KEY, SECRET_KEY = "test", "test"  # noqa: N806 (the README's placeholders)
-
+def qubole_readme_source(spark: SparkSession, stream: str, kinesis_endpoint: str) -> DataFrame:
     # --- qubole's README, "Subscribe to Kinesis Source" ---
     # fmt: off
     kinesis = spark \
@@ -84,17 +84,19 @@ def test_qubole_readme_example(
         .option("startingposition", "TRIM_HORIZON") \
         .load()
     # fmt: on
+    return kinesis
 
+
+def test_qubole_readme_example(
+    spark: SparkSession, kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any
+) -> None:
+    stream = stream_factory(2)
+    put_words(kinesis_client, stream)
+    kinesis = qubole_readme_source(spark, stream, kinesis_endpoint)
     assert drained_word_counts(spark, kinesis) == dict.fromkeys(QUBOLE_WORDS, 1)
 
 
-def test_aws_connector_readme_getrecords_example(
-    spark: SparkSession, kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any
-) -> None:
-    stream = stream_factory(1)
-    kinesis_client.put_record(StreamName=stream, PartitionKey="k", Data="before the query")
-    endpointUrl = kinesis_endpoint  # noqa: N806 (the README's name)
-
+def aws_readme_source(spark: SparkSession, stream: str, endpointUrl: str) -> DataFrame:  # noqa: N803 (the README's name)
     # --- the AWS connector's README, "Configure Kinesis Source with GetRecords consumer type" ---
     # fmt: off
     kinesis = spark \
@@ -107,7 +109,15 @@ def test_aws_connector_readme_getrecords_example(
         .option("kinesis.startingposition", "LATEST") \
         .load()
     # fmt: on
+    return kinesis
 
+
+def test_aws_connector_readme_getrecords_example(
+    spark: SparkSession, kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any
+) -> None:
+    stream = stream_factory(1)
+    kinesis_client.put_record(StreamName=stream, PartitionKey="k", Data="before the query")
+    kinesis = aws_readme_source(spark, stream, kinesis_endpoint)
     query, table = word_count_into_memory(kinesis, processingTime="1 second")
     try:
         # LATEST is pinned at the first trigger: what arrives after it is read.
@@ -206,3 +216,184 @@ def test_a_missing_stream_named_without_a_region_names_the_region_used(
     )
     with pytest.raises(KinesisSourceError, match=f"not found in region '{REGION}'"):
         call(options, make_client(options).list_shards, StreamName=options.stream_name)
+
+
+# The peers' README sink examples. Both start from their README's source DataFrame
+# (`kinesis`) and are Scala: `.as[(String,String)]` only types the same two columns, so
+# it has no PySpark counterpart and is left out.
+
+
+def user_payloads(contents: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The user records (after KPL de-aggregation) of a stream's Kinesis records."""
+    return sorted(
+        user.data.decode()
+        for _, record in contents
+        for user in user_records(record["Data"], record["PartitionKey"])
+    )
+
+
+def written_until_stopped(
+    query: StreamingQuery, stream: str, stream_contents: Any, expected: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Polls `stream` until its user records are `expected` (or the query fails), then stops."""
+    try:
+        wait_until(
+            lambda: (
+                query.exception() is not None or user_payloads(stream_contents(stream)) == expected
+            ),
+            f"{expected} written to {stream}",
+        )
+        assert query.exception() is None
+        return stream_contents(stream)
+    finally:
+        query.stop()
+
+
+@pytest.fixture
+def default_checkpoint(spark: SparkSession, tmp_path: Path) -> Iterator[None]:
+    """A session default checkpoint directory: qubole's sink example sets none, and Spark
+    requires one for any sink but the console and memory sinks."""
+    spark.conf.set("spark.sql.streaming.checkpointLocation", str(tmp_path / "checkpoints"))
+    yield
+    spark.conf.unset("spark.sql.streaming.checkpointLocation")
+
+
+@pytest.mark.parametrize(
+    ("mode", "refusal"),
+    [
+        # As written. Spark runs a Python data source's stream writer in append and complete
+        # mode only (PySpark 4: its write builder does not take update as append), so the
+        # query fails on the output mode before the sink sees the rows.
+        ("update", "kinesis does not support Update mode"),
+        # In complete mode, which Spark allows for the aggregation, the sink refuses the
+        # columns: the count took the place of partitionKey (qubole's sink needs it too).
+        ("complete", r"missing \['partitionKey'\], unexpected \['count'\]"),
+    ],
+)
+def test_qubole_readme_sink_example_fails_before_writing(
+    mode: str,
+    refusal: str,
+    spark: SparkSession,
+    kinesis_endpoint: str,
+    kinesis_client: Any,
+    stream_factory: Any,
+    stream_contents: Any,
+    default_checkpoint: None,
+) -> None:
+    source, sink = stream_factory(1), stream_factory(1)
+    put_words(kinesis_client, source)
+    kinesis = qubole_readme_source(spark, source, kinesis_endpoint)
+    with pytest.raises(Exception, match=refusal):
+        # --- qubole's README, "Using the Kinesis Sink" ---
+        # fmt: off
+        query = kinesis \
+            .selectExpr("CAST(rand() AS STRING) as partitionKey","CAST(data AS STRING)") \
+            .groupBy("data").count() \
+            .writeStream \
+            .format("kinesis") \
+            .outputMode(mode) \
+            .option("streamName", sink) \
+            .option("endpointUrl", kinesis_endpoint) \
+            .option("awsAccessKeyId", ACCESS_KEY) \
+            .option("awsSecretKey", SECRET_KEY) \
+            .start()
+        # fmt: on
+        query.awaitTermination(DEADLINE_S)
+    assert stream_contents(sink) == []
+
+
+def test_qubole_readme_sink_example_without_the_count_writes_with_its_sink_options(
+    spark: SparkSession,
+    kinesis_endpoint: str,
+    kinesis_client: Any,
+    stream_factory: Any,
+    stream_contents: Any,
+    default_checkpoint: None,
+) -> None:
+    source, sink = stream_factory(1), stream_factory(1)
+    put_words(kinesis_client, source)
+    kinesis = qubole_readme_source(spark, source, kinesis_endpoint)
+    # qubole's sink example without `.groupBy("data").count()` and in append mode (the same
+    # rows as update mode for a query without aggregation), with the sink options of its
+    # README's "Kinesis Sink Configuration" at their documented defaults.
+    # fmt: off
+    query = kinesis \
+        .selectExpr("CAST(rand() AS STRING) as partitionKey","CAST(data AS STRING)") \
+        .writeStream \
+        .format("kinesis") \
+        .outputMode("append") \
+        .option("streamName", sink) \
+        .option("endpointUrl", kinesis_endpoint) \
+        .option("awsAccessKeyId", ACCESS_KEY) \
+        .option("awsSecretKey", SECRET_KEY) \
+        .option("kinesis.executor.recordMaxBufferedTime", "1000") \
+        .option("kinesis.executor.maxConnections", "1") \
+        .option("kinesis.executor.aggregationEnabled", "true") \
+        .option("kniesis.executor.flushwaittimemillis", "100") \
+        .start()
+    # fmt: on
+    written = written_until_stopped(query, sink, stream_contents, sorted(QUBOLE_WORDS))
+    assert len(written) < len(QUBOLE_WORDS)  # aggregationEnabled: fewer Kinesis records
+
+
+def test_aws_connector_readme_sink_example_as_written_is_refused_by_spark(
+    spark: SparkSession, kinesis_endpoint: str, stream_factory: Any, tmp_path: Path
+) -> None:
+    source, sink = stream_factory(1), stream_factory(1)
+    kinesis = aws_readme_source(spark, source, kinesis_endpoint)
+    with pytest.raises(Exception, match="not supported for streaming aggregations") as caught:
+        # --- the AWS connector's README, "Using the Kinesis Sink" ---
+        # fmt: off
+        kinesis \
+            .selectExpr("CAST(rand() AS STRING) as partitionKey","CAST(data AS STRING)") \
+            .groupBy("data").count() \
+            .writeStream \
+            .format("aws-kinesis") \
+            .outputMode("append") \
+            .option("kinesis.region", "us-east-1") \
+            .option("kinesis.streamName", sink) \
+            .option("kinesis.endpointUrl", kinesis_endpoint) \
+            .option("checkpointLocation", str(tmp_path / "checkpoint")) \
+            .start()
+        # fmt: on
+    # Spark's own check, before the sink is asked anything.
+    assert "STREAMING_OUTPUT_MODE" in str(caught.value)
+
+
+def test_aws_connector_readme_sink_example_without_the_count_writes_with_its_sink_options(
+    spark: SparkSession,
+    kinesis_endpoint: str,
+    kinesis_client: Any,
+    stream_factory: Any,
+    stream_contents: Any,
+    tmp_path: Path,
+) -> None:
+    source, sink = stream_factory(1), stream_factory(1)
+    kinesis = aws_readme_source(spark, source, kinesis_endpoint)
+    # The AWS connector's sink example without `.groupBy("data").count()`, with the sink
+    # options of its README's "Kinesis Sink Configuration" at their documented defaults.
+    # fmt: off
+    query = kinesis \
+        .selectExpr("CAST(rand() AS STRING) as partitionKey","CAST(data AS STRING)") \
+        .writeStream \
+        .format("aws-kinesis") \
+        .outputMode("append") \
+        .option("kinesis.region", "us-east-1") \
+        .option("kinesis.streamName", sink) \
+        .option("kinesis.endpointUrl", kinesis_endpoint) \
+        .option("checkpointLocation", str(tmp_path / "checkpoint")) \
+        .option("kinesis.sink.flushWaitTimeMs", "100") \
+        .option("kinesis.sink.recordMaxBufferedTimeMs", "1000") \
+        .option("kinesis.sink.maxConnections", "1") \
+        .option("kinesis.sink.aggregationEnabled", "True") \
+        .option("kinesis.sink.recordTtl", "30000") \
+        .start()
+    # fmt: on
+    # The source starts at LATEST, pinned at the first trigger: put the words after it.
+    wait_until(lambda: query.lastProgress is not None, "the query's first trigger")
+    kinesis_client.put_records(
+        StreamName=source,
+        Records=[{"Data": word, "PartitionKey": "1"} for word in QUBOLE_WORDS],
+    )
+    written = written_until_stopped(query, sink, stream_contents, sorted(QUBOLE_WORDS))
+    assert len(written) < len(QUBOLE_WORDS)  # aggregationEnabled: fewer Kinesis records

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs
 
 import pytest
 from botocore.exceptions import ClientError
+from pyspark_kinesis import extra_options, peer_options
 from pyspark_kinesis import options as options_module
-from pyspark_kinesis import peer_options
 from pyspark_kinesis.client import make_client
 from pyspark_kinesis.options import DEFAULT_MIN_FETCH_PERIOD_S, KinesisOptionError, KinesisOptions
 from pyspark_kinesis.positions import Position
@@ -106,6 +106,22 @@ NOT_NEEDED: list[tuple[str, str]] = [
     ("shardFetchInterval", "1s"),
     ("consumerMode", "polling"),
     ("requireConsumerDeregistration", "false"),
+    ("consumerName", "orders-reader"),
+    ("consumerNamePrefix", "team_"),
+    ("consumerRefreshInterval", "300s"),
+    ("registeredConsumerId", "databricks_orders-reader"),
+    ("registeredConsumerIdType", "name"),
+    ("registeredConsumerIdType", "ARN"),
+    ("maxShardsPerDescribe", "1000"),
+    ("coalesceThresholdBlockSize", "10000000"),
+    ("coalesceBinSize", "128000000"),
+    ("maxPartitions", "8"),
+    # the peers' sink options (their README's sink tables) that change nothing here
+    ("kinesis.sink.flushWaitTimeMs", "100"),
+    ("kinesis.sink.recordMaxBufferedTimeMs", "1000"),
+    ("kinesis.sink.recordTtl", "30000"),
+    ("kinesis.executor.recordMaxBufferedTime", "1000"),
+    ("kniesis.executor.flushwaittimemillis", "100"),
 ]
 
 # Peer option and value -> words the refusal must hold (what to use instead).
@@ -117,6 +133,11 @@ REFUSED: list[tuple[str, str, str]] = [
     ("kinesis.credentialProviderClass", "com.example.Provider", "kinesis.stsRoleArn"),
     ("kinesis.credentialProviderParam", "x", "kinesis.awsAccessKeyId"),
     ("serviceCredential", "my-credential", "roleArn"),
+    # the AWS connector's sink proxy (KinesisOptions.scala, not its README)
+    ("kinesis.sink.proxyAddress", "proxy.example.com", "HTTPS_PROXY"),
+    ("kinesis.sink.proxyPort", "3128", "HTTPS_PROXY"),
+    ("kinesis.sink.proxyUsername", "user", "HTTPS_PROXY"),
+    ("kinesis.sink.proxyPassword", "secret", "HTTPS_PROXY"),
 ]
 
 
@@ -164,7 +185,12 @@ def test_documented_option_asking_for_a_missing_feature_is_refused(
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("kinesis.consumerType", "Polling"), ("consumerMode", "push"), ("awsUseInstanceProfile", "1")],
+    [
+        ("kinesis.consumerType", "Polling"),
+        ("consumerMode", "push"),
+        ("awsUseInstanceProfile", "1"),
+        ("registeredConsumerIdType", "id"),
+    ],
 )
 def test_an_undocumented_value_of_an_option_not_needed_is_refused(name: str, value: str) -> None:
     with pytest.raises(KinesisOptionError, match="must be one of"):
@@ -230,7 +256,12 @@ def test_databricks_list_of_streams_is_refused_with_what_to_do() -> None:
 def test_the_readme_lists_every_option_and_what_it_does() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     listed = set(re.findall(r"`([A-Za-z][\w.]*)`", readme))
-    aliases = {alias for names in options_module._ALIASES.values() for alias in names}
+    aliases = {
+        alias
+        for table in (options_module._ALIASES, extra_options._ALIASES)
+        for names in table.values()
+        for alias in names
+    }
     documented = {row[0] for row in SAME_THING} | {row[0] for row in NOT_NEEDED}
     refused = {row[0] for row in REFUSED}
     assert sorted((aliases | documented | refused) - listed) == []

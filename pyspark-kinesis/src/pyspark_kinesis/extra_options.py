@@ -29,11 +29,20 @@ DEFAULT_RETRY_DEADLINE_S = 300.0
 DEFAULT_CONCURRENT_REQUESTS = 2
 
 _SINK_ALIASES: dict[str, tuple[str, ...]] = {
-    "aggregate": ("aggregate", "kinesis.executor.aggregationEnabled", "kinesis.aggregate"),
+    "aggregate": (
+        "aggregate",
+        "kinesis.executor.aggregationEnabled",
+        "kinesis.sink.aggregationEnabled",
+        "kinesis.aggregate",
+    ),
     "max_records_per_request": ("maxRecordsPerRequest", "kinesis.maxRecordsPerRequest"),
     "max_bytes_per_request": ("maxBytesPerRequest", "kinesis.maxBytesPerRequest"),
     "retry_deadline_s": ("writeRetryDeadline", "kinesis.writeRetryDeadline"),
-    "concurrent_requests": ("concurrentRequests", "kinesis.executor.maxConnections"),
+    "concurrent_requests": (
+        "concurrentRequests",
+        "kinesis.executor.maxConnections",
+        "kinesis.sink.maxConnections",
+    ),
 }
 _BATCH_ALIASES: dict[str, tuple[str, ...]] = {
     "ending_position": ("endingPosition", "kinesis.endingPosition"),

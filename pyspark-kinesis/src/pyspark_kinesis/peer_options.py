@@ -46,6 +46,14 @@ _NO_EFO = (
 _EFO_ONLY = (
     "it configures enhanced fan-out, which this source does not use (it reads with GetRecords)"
 )
+_ONE_TASK_PER_SHARD = "each shard with records is read by a Spark task of its own"
+_NOT_BUFFERED = (
+    "a sink task sends a request once it holds maxRecordsPerRequest records or "
+    "maxBytesPerRequest bytes, and the rest when its partition ends: no record waits for a time"
+)
+_NO_PREFETCHED_BLOCKS = (
+    "tasks read during their batch and keep no prefetched blocks, so there are none to coalesce"
+)
 _NOTES_ARE_FILES = "batch ends are noted in files under metadataPath, written in one rename"
 _NO_DYNAMODB = (
     "batch ends are noted in files, not DynamoDB: remove the option and set kinesis.metadataPath "
@@ -114,7 +122,8 @@ NOT_NEEDED: dict[str, NotNeeded] = {
     "fetchbuffersize": NotNeeded(
         "tasks read during their batch: nothing is prefetched or buffered between triggers"
     ),
-    "shardspertask": NotNeeded("each shard with records is read by a Spark task of its own"),
+    "shardspertask": NotNeeded(_ONE_TASK_PER_SHARD),
+    "maxpartitions": NotNeeded(_ONE_TASK_PER_SHARD),
     "shardfetchinterval": NotNeeded(_LISTED_EACH_TRIGGER),
     "consumermode": NotNeeded(
         "polling is how this source reads", values=("polling",), refused=(("efo", _NO_EFO),)
@@ -122,10 +131,44 @@ NOT_NEEDED: dict[str, NotNeeded] = {
     "requireconsumerderegistration": NotNeeded(
         "no enhanced fan-out consumer is registered, so none is deregistered"
     ),
+    # Databricks' enhanced fan-out consumer naming: EFO itself is refused (consumerMode=efo).
+    "consumername": NotNeeded(_EFO_ONLY),
+    "consumernameprefix": NotNeeded(_EFO_ONLY),
+    "consumerrefreshinterval": NotNeeded(_EFO_ONLY),
+    "registeredconsumerid": NotNeeded(_EFO_ONLY),
+    "registeredconsumeridtype": NotNeeded(_EFO_ONLY, values=("name", "arn")),
+    "maxshardsperdescribe": NotNeeded(
+        "shards are listed with ListShards, every page of it: the page size changes how many "
+        "calls list them, not which shards are read"
+    ),
+    "coalescethresholdblocksize": NotNeeded(_NO_PREFETCHED_BLOCKS),
+    "coalescebinsize": NotNeeded(_NO_PREFETCHED_BLOCKS),
+    # the AWS connector's sink (README, "Kinesis Sink Configuration")
+    "kinesis.sink.flushwaittimems": NotNeeded(_NOT_BUFFERED),
+    "kinesis.sink.recordmaxbufferedtimems": NotNeeded(_NOT_BUFFERED),
+    "kinesis.sink.recordttl": NotNeeded(
+        "the sink never drops a record: entries Kinesis refuses are resent until "
+        "writeRetryDeadline, then the task fails saying how many were not written"
+    ),
+    # qubole's sink (README, "Kinesis Sink Configuration"; the second name is spelt so there)
+    "kinesis.executor.recordmaxbufferedtime": NotNeeded(_NOT_BUFFERED),
+    "kniesis.executor.flushwaittimemillis": NotNeeded(_NOT_BUFFERED),
 }
+
+# Refused rather than ignored: a proxy left out would send the requests past it.
+_PROXY_FROM_ENVIRONMENT = (
+    "the Kinesis client takes its proxy from botocore's environment variables, not from "
+    "options: remove the option and set HTTPS_PROXY (http://user:password@host:port) on the "
+    "driver and, with spark.executorEnv.HTTPS_PROXY, on the executors"
+)
 
 # Lower-cased option name -> why it is refused and what to use instead.
 REFUSED: dict[str, str] = {
+    # the AWS connector's sink proxy (in its KinesisOptions.scala, not its README)
+    "kinesis.sink.proxyaddress": _PROXY_FROM_ENVIRONMENT,
+    "kinesis.sink.proxyport": _PROXY_FROM_ENVIRONMENT,
+    "kinesis.sink.proxyusername": _PROXY_FROM_ENVIRONMENT,
+    "kinesis.sink.proxypassword": _PROXY_FROM_ENVIRONMENT,
     "kinesis.credentialproviderclass": _NO_JAVA_PROVIDER,
     "kinesis.credentialproviderparam": _NO_JAVA_PROVIDER,
     "kinesis.dynamodb.tablename": _NO_DYNAMODB,
