@@ -205,3 +205,8 @@ def test_a_shard_is_read_with_its_own_streams_options_only() -> None:
         ShardCursor(client=None, options=several, shard_id=SHARD_0, position=TRIM_HORIZON)
     cursor = ShardCursor(None, several.for_stream("payments"), SHARD_0, TRIM_HORIZON)
     assert cursor.options.stream_name == "payments"
+
+
+def test_a_trigger_with_no_shard_to_take_from_shares_nothing() -> None:
+    # A trigger may only see shards end or join: a budget then has no shard to go to.
+    assert split_budget(10, [], per_shard_cap=4, turn=3) == {}

@@ -122,6 +122,22 @@ def _sequence_numbers(kinesis_client, stream: str) -> list[tuple[str, Any]]:
     return [(record["SequenceNumber"], record["ApproximateArrivalTimestamp"]) for record in records]
 
 
+def test_per_shard_positions_name_their_stream_when_several_are_read(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    orders, payments = stream_factory(1), stream_factory(1)
+    put(kinesis_client, orders, messages(0, 8))
+    put(kinesis_client, payments, messages(100, 4))
+    shard = kinesis_client.list_shards(StreamName=orders)["Shards"][0]["ShardId"]
+    third = _sequence_numbers(kinesis_client, orders)[3][0]
+    position = json.dumps({f"{orders}/{shard}": f"AFTER_SEQUENCE_NUMBER:{third}", "*": "EARLIEST"})
+    frame = source(spark, kinesis_endpoint, f"{orders},{payments}", startingPosition=position)
+    assert by_stream(drain(frame, tmp_path)) == {
+        orders: list(range(4, 8)),
+        payments: list(range(100, 104)),
+    }
+
+
 @pytest.mark.parametrize(
     ("kind", "first_read"), [("AT_SEQUENCE_NUMBER", 3), ("AFTER_SEQUENCE_NUMBER", 4)]
 )

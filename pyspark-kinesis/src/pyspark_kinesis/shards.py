@@ -182,7 +182,7 @@ def split_budget(
     count every shard gets records within a few batches, and a replayed batch
     gets the same shares.
     """
-    if budget is None:
+    if budget is None or not shards:
         return dict.fromkeys(shards, per_shard_cap)
     share, extra = divmod(budget, len(shards))
     first = turn % len(shards)

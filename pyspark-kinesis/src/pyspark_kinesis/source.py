@@ -4,9 +4,9 @@ Several streams
 ---------------
 A query may read several streams (`streamName` a comma-separated list): each
 shard is a `StreamShard` (stream, shard id) in one plan, the offset holds one
-entry per stream and shard (the format is `shards`'), and reading a shard uses
-its stream's own options (`KinesisOptions.for_stream`), so everything below
-holds per shard of each stream.
+entry per stream and shard (`pyspark_kinesis.shards` owns its format), and
+reading a shard uses its stream's own options (`KinesisOptions.for_stream`),
+so everything below holds per shard of each stream.
 
 How a batch replays exactly, reading each record once
 -----------------------------------------------------
@@ -55,10 +55,10 @@ restart, the notes of the batch before the first commit stay behind.
 KPL de-aggregation), so a batch may end inside an aggregate.
 `maxRecordsPerTrigger` is shared over all shards with records of all streams;
 the per-shard limit (`maxRecordsPerShard`) holds for each shard of each stream.
-`LATEST` is the arrival time at
-which the query first plans, so a record whose approximate arrival time is
-skewed across that instant may fall either side; and as Spark logs no start
-offset for the first batch, a query that dies before its first batch commits
+`LATEST` is the arrival time at which the query first plans, so a record whose
+approximate arrival time is skewed across that instant may fall either side;
+and as Spark logs no start offset for the first batch, a query that dies
+before its first batch commits
 pins a new instant on restart (its sink never committed that batch, so nothing
 is doubled or lost in it).
 """
@@ -366,7 +366,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
         turn = int(start.get("turn", 0))
         cap = self.options.max_records_per_shard or DEFAULT_MAX_RECORDS_PER_SHARD
-        shares = split_budget(budget, with_records, cap, turn) if with_records else {}
+        shares = split_budget(budget, with_records, cap, turn)
         window = self.options.max_fetch_duration_s
         for shard, share in shares.items():
             if share == 0:
