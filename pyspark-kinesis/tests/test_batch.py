@@ -86,6 +86,30 @@ def test_a_split_stream_reads_the_parent_before_its_children(
     assert numbers(frame) == list(range(40))  # one key: in order across the split
 
 
+def test_two_streams_in_one_read_one_partition_per_shard_rows_told_apart_by_stream(
+    spark, kinesis_endpoint, kinesis_client, stream_factory
+):
+    orders, payments = stream_factory(shards=2), stream_factory(shards=1)
+    put(kinesis_client, orders, range(50))
+    put(kinesis_client, payments, range(100, 130))
+    frame = read(spark, kinesis_endpoint, f"{orders} , {payments}")
+    assert frame.rdd.getNumPartitions() == 3
+    rows = frame.selectExpr("streamName", "CAST(data AS STRING) AS n").collect()
+    by_stream = {
+        name: sorted(int(row.n) for row in rows if row.streamName == name)
+        for name in (orders, payments)
+    }
+    assert by_stream == {orders: list(range(50)), payments: list(range(100, 130))}
+
+
+def test_a_missing_stream_among_several_fails_the_batch_read_at_load(
+    spark, kinesis_endpoint, stream_factory
+):
+    stream = stream_factory(shards=1)
+    with pytest.raises(Exception, match="'no-such-stream' not found"):
+        read(spark, kinesis_endpoint, f"{stream},no-such-stream")
+
+
 def test_latest_is_refused_in_a_batch_read(spark, kinesis_endpoint, stream_factory):
     stream = stream_factory(shards=1)
     with pytest.raises(Exception, match="LATEST reads nothing in a batch read"):

@@ -248,9 +248,9 @@ def test_two_spellings_of_the_fetch_period_are_refused() -> None:
         parse(minFetchPeriod="1s", **{"kinesis.getRecords.fetchIntervalMs": "200"})
 
 
-def test_databricks_list_of_streams_is_refused_with_what_to_do() -> None:
-    with pytest.raises(KinesisOptionError, match="one query per stream"):
-        KinesisOptions.parse({"streamName": "orders,payments"})
+def test_databricks_list_of_streams_reads_each_stream() -> None:
+    options = KinesisOptions.parse({"streamName": "orders, payments"})
+    assert options.stream_names == ("orders", "payments")
 
 
 def test_the_readme_lists_every_option_and_what_it_does() -> None:

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark_kinesis.positions import TRIM_HORIZON
-from pyspark_kinesis.shards import progress_from_offset
+from pyspark_kinesis.shards import Progress, by_stream, streams_from_offset
 from pyspark_kinesis.source import DEFAULT_MAX_RECORDS_PER_SHARD, KinesisStreamReader
 from test_reading import SHARD_0, options_for, shard_ids
 
@@ -38,6 +38,11 @@ def reader_noting_in(folder: Path, endpoint: str, stream: str) -> KinesisStreamR
         endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(folder)
     )
     return KinesisStreamReader(options)
+
+
+def shards_of(offset: dict[str, Any], stream: str) -> Progress:
+    """What an offset of a query reading `stream` alone says of its shards."""
+    return by_stream(streams_from_offset(offset, (stream,)), stream)
 
 
 def plan(
@@ -75,7 +80,7 @@ def test_a_budget_smaller_than_the_shard_count_reaches_every_shard_in_turn(
         end = plan(reader, start, ReadMaxRows(1))
         read += [
             shard_id
-            for shard_id, state in progress_from_offset(end).items()
+            for shard_id, state in shards_of(end, stream).items()
             if state.take is not None and state.take.limit
         ]
         run_batch(reader, start, end)
@@ -90,7 +95,7 @@ def test_a_batch_without_limits_takes_at_most_the_default_cap_per_shard(
     fill_every_shard(kinesis_client, stream, 1)
     reader = reader_noting_in(tmp_path, kinesis_endpoint, stream)
     end = plan(reader, reader.initialOffset())
-    (state,) = progress_from_offset(end).values()
+    (state,) = shards_of(end, stream).values()
     assert state.take is not None
     assert state.take.limit == DEFAULT_MAX_RECORDS_PER_SHARD
 
@@ -111,9 +116,9 @@ def test_committing_a_batch_removes_the_notes_of_the_batch_before(
         start = end
 
     def noted(offset: dict[str, Any]) -> bool:
-        ((shard_id, state),) = progress_from_offset(offset).items()
+        ((shard_id, state),) = shards_of(offset, stream).items()
         assert state.take is not None
-        return reader.ends.get(shard_id, state.position, state.take) is not None
+        return reader.ends_by_stream[stream].get(shard_id, state.position, state.take) is not None
 
     assert [noted(end) for end in ends] == [False, False, True]
 

@@ -54,6 +54,12 @@ def test_columns_other_than_the_sinks_fail_before_any_task(spark, kinesis_endpoi
         ).save()
 
 
+def test_a_list_of_streams_is_refused_by_the_sink(spark, kinesis_endpoint):
+    options = connection(kinesis_endpoint, "orders,payments")
+    with pytest.raises(Exception, match="the sink writes one stream, not orders, payments"):
+        rows(spark, 1).write.format("kinesis").options(**options).mode("append").save()
+
+
 def stream_to_stream(
     spark: SparkSession, endpoint: str, source: str, target: str, checkpoint: Path, **extra: str
 ) -> None:

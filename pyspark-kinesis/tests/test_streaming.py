@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import defaultdict
@@ -119,6 +120,22 @@ def _sequence_numbers(kinesis_client, stream: str) -> list[tuple[str, Any]]:
     )["ShardIterator"]
     records = kinesis_client.get_records(ShardIterator=iterator)["Records"]
     return [(record["SequenceNumber"], record["ApproximateArrivalTimestamp"]) for record in records]
+
+
+def test_per_shard_positions_name_their_stream_when_several_are_read(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    orders, payments = stream_factory(1), stream_factory(1)
+    put(kinesis_client, orders, messages(0, 8))
+    put(kinesis_client, payments, messages(100, 4))
+    shard = kinesis_client.list_shards(StreamName=orders)["Shards"][0]["ShardId"]
+    third = _sequence_numbers(kinesis_client, orders)[3][0]
+    position = json.dumps({f"{orders}/{shard}": f"AFTER_SEQUENCE_NUMBER:{third}", "*": "EARLIEST"})
+    frame = source(spark, kinesis_endpoint, f"{orders},{payments}", startingPosition=position)
+    assert by_stream(drain(frame, tmp_path)) == {
+        orders: list(range(4, 8)),
+        payments: list(range(100, 104)),
+    }
 
 
 @pytest.mark.parametrize(
@@ -333,6 +350,11 @@ def test_idle_shards_and_an_idle_stream_never_stall_the_query(
         ({"streamName": "s", "startingPosition": "MIDDLE"}, "is not a starting position"),
         ({"streamName": "s", "maxRecordsPerTrigger": "-5"}, "must be a whole number"),
         ({"streamName": "s", "awsAccessKeyId": "AKIA"}, "set both awsAccessKeyId and awsSecretKey"),
+        ({"streamName": "s, t, s"}, "names 's' twice"),
+        (
+            {"streamName": "s,t", "startingPosition": '{"shardId-000000000000": "TRIM_HORIZON"}'},
+            "names shard 'shardId-000000000000' without its stream",
+        ),
     ],
 )
 def test_a_bad_option_fails_at_load_naming_it(spark, options, message):
@@ -348,6 +370,104 @@ def test_a_missing_stream_stops_the_query_with_a_clear_error(spark, kinesis_endp
     query = run(frame, BatchLog(), tmp_path)
     with pytest.raises(StreamingQueryException, match="Kinesis stream 'no-such-stream' not found"):
         query.awaitTermination(DEADLINE_S)
+
+
+def test_a_missing_stream_among_several_fails_at_load_naming_it(
+    spark, kinesis_endpoint, stream_factory
+):
+    stream = stream_factory(1)
+    with pytest.raises(Exception, match=r"Kinesis stream.* 'no-such-stream' not found"):
+        source(spark, kinesis_endpoint, f"{stream}, no-such-stream")
+
+
+def by_stream(log: BatchLog) -> dict[str, list[int]]:
+    """The numbers read, by the stream the rows' `streamName` names."""
+    numbers: dict[str, list[int]] = defaultdict(list)
+    for rows in log.batches.values():
+        for row in rows:
+            numbers[row["streamName"]].append(row["n"])
+    return {name: sorted(found) for name, found in numbers.items()}
+
+
+def test_two_streams_in_one_query_share_the_trigger_limit_and_replay_a_batch_exactly(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    orders, payments = stream_factory(2), stream_factory(1)
+    put(kinesis_client, orders, messages(0, 30))
+    put(kinesis_client, payments, messages(100, 20))
+    frame = source(
+        spark,
+        kinesis_endpoint,
+        f"{orders}, {payments}",
+        startingPosition="TRIM_HORIZON",
+        maxRecordsPerTrigger="10",
+        metadataPath=str(tmp_path / "ends"),
+    )
+    checkpoint = tmp_path / "checkpoint"
+    first = drain(frame, checkpoint)
+    assert by_stream(first) == {orders: list(range(30)), payments: list(range(100, 120))}
+    assert max(len(rows) for rows in first.batches.values()) <= 10
+    last_batch = max(first.batches)
+    # A crash after the batch ran but before Spark recorded it as committed:
+    (checkpoint / "commits" / str(last_batch)).unlink()
+    (checkpoint / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
+    put(kinesis_client, orders, messages(30, 5))  # must not leak into the replay
+    put(kinesis_client, payments, messages(120, 5))
+    second = drain(frame, checkpoint)
+    assert second.batches[last_batch] == first.batches[last_batch]
+    replayed = {row["n"] for row in first.batches[last_batch]}
+    assert sorted(set(second.numbers) - replayed) == [*range(30, 35), *range(120, 125)]
+
+
+def _keys_either_side_of(hash_key: int) -> list[str]:
+    """Two partition keys, one Kinesis hashes below `hash_key` and one at or above it."""
+    below = above = None
+    for index in range(1000):
+        key = f"key-{index}"
+        hashed = int(hashlib.md5(key.encode()).hexdigest(), 16)  # Kinesis' own hash
+        if hashed < hash_key:
+            below = below or key
+        else:
+            above = above or key
+        if below and above:
+            return [below, above]
+    raise AssertionError("no keys either side of the split")
+
+
+def test_one_stream_split_while_the_other_is_not_keeps_each_key_in_order(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    split, still = stream_factory(1), stream_factory(1)
+    parent = _open_shards(kinesis_client, split)[0]
+    low = int(parent["HashKeyRange"]["StartingHashKey"])
+    middle = (low + int(parent["HashKeyRange"]["EndingHashKey"])) // 2
+    keys = _keys_either_side_of(middle)
+    counter = iter(range(10_000))
+
+    def put_round() -> None:
+        for stream in (split, still):
+            for key in keys:
+                put(kinesis_client, stream, [{"n": next(counter)} for _ in range(6)], key=key)
+
+    frame = source(spark, kinesis_endpoint, f"{split},{still}", startingPosition="TRIM_HORIZON")
+    put_round()
+    first = drain(frame, tmp_path)
+    kinesis_client.split_shard(
+        StreamName=split, ShardToSplit=parent["ShardId"], NewStartingHashKey=str(middle)
+    )
+    _wait_active(kinesis_client, split)
+    put_round()
+    second = drain(frame, tmp_path)
+    assert sorted(first.numbers + second.numbers) == list(range(48))  # 2 rounds x 2 x 2 x 6
+    in_order: dict[tuple[str, str], list[int]] = defaultdict(list)
+    shards: dict[str, set[str]] = defaultdict(set)
+    for log in (first, second):
+        for batch_id in sorted(log.batches):
+            for row in log.batches[batch_id]:
+                in_order[row["streamName"], row["partitionKey"]].append(row["n"])
+                shards[row["streamName"]].add(row["shardId"])
+    assert all(numbers == sorted(numbers) for numbers in in_order.values()), in_order
+    assert (len(shards[split]), len(shards[still])) == (3, 1)
 
 
 def test_throttling_is_waited_out_and_nothing_is_skipped(

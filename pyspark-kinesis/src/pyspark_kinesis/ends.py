@@ -7,7 +7,8 @@ exactly to it. A missing file costs speed, never correctness: the driver then
 reads the shard itself to find the same end (see `TakeRead`).
 
 Files are named by everything that fixes a batch's records (stream, shard,
-start, take), so they never go stale. Each is written once: the first attempt
+start, take), so they never go stale; a query of several streams keeps each
+stream's notes under its name. Each is written once: the first attempt
 of a task to finish notes its end, and a later attempt that read to another
 end fails rather than let two ends stand. The reader removes a batch's notes
 once Spark has committed the batch after it (`KinesisStreamReader.commit`).
@@ -36,9 +37,14 @@ def default_root() -> str:
 
 
 class EndStore:
-    """Batch ends by (shard, start, take), as files under one directory."""
+    """One stream's batch ends by (shard, start, take), as files under one directory.
+
+    A query of several streams keeps one store per stream (`KinesisOptions.for_stream`).
+    """
 
     def __init__(self, options: KinesisOptions) -> None:
+        # Its files are named by options.stream_name: with several, that is only the first.
+        options.require_one_stream("an EndStore")
         self.options = options
         self.root = Path(options.metadata_path or default_root())
 

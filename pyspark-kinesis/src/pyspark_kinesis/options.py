@@ -7,6 +7,11 @@ Databricks' (`streamARN`, `initialPosition`, `maxRecordsPerFetch`, ...). Every n
 that does something here maps to exactly one field, so the three dialects mean the
 same thing; the peers' names that change nothing here are accepted or refused by
 `peer_options`; and any other name is an error rather than a silently ignored typo.
+
+Several streams: `streamName` (or `streamARN`) may list streams, comma-separated
+(Databricks' syntax; spaces around names allowed). Per-shard starting positions
+then say which stream (`"<stream>/<shard id>"`), and `for_stream` gives the
+options of one stream, which is all that reading a shard needs.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from pyspark_kinesis import peer_options
@@ -88,7 +93,12 @@ _SECONDS_PER_UNIT = {"ms": 0.001, "m": 60.0, "min": 60.0, "minute": 60.0, "minut
 
 @dataclass(frozen=True)
 class KinesisOptions:
-    """Everything the source needs to reach a stream and pace its reads."""
+    """Everything the source needs to reach its streams and pace its reads.
+
+    `stream_names` are the streams read, in the order given; `stream_name` is
+    the stream that reading a shard reaches: the only one, or, when several are
+    read, the first, so take each stream's options from `for_stream`.
+    """
 
     stream_name: str
     region: str | None = None
@@ -110,12 +120,18 @@ class KinesisOptions:
     max_fetch_duration_s: float | None = None
     fail_on_data_loss: bool = True
     metadata_path: str | None = None
+    stream_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.stream_names:
+            # Built for one stream (KinesisOptions(stream_name=...)): a list of one.
+            object.__setattr__(self, "stream_names", (self.stream_name,))
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> KinesisOptions:
         """Builds the options from Spark's option map, or raises KinesisOptionError."""
         values = _by_field(options)
-        stream_name, arn_region = _stream_identity(values)
+        stream_names, arn_region = _stream_identity(values)
         has_key, has_secret = "access_key_id" in values, "secret_access_key" in values
         if has_key != has_secret:
             raise KinesisOptionError(
@@ -130,7 +146,8 @@ class KinesisOptions:
             raise KinesisOptionError(str(error)) from error
         endpoint_url = values.get("endpoint_url") or None
         return cls(
-            stream_name=stream_name,
+            stream_name=stream_names[0],
+            stream_names=stream_names,
             region=(
                 values.get("stream_region")
                 or values.get("region")
@@ -146,7 +163,7 @@ class KinesisOptions:
             role_external_id=values.get("role_external_id"),
             sts_endpoint_url=values.get("sts_endpoint_url") or None,
             starting_position=starting.default,
-            shard_starting_positions=starting.per_shard,
+            shard_starting_positions=_per_shard_positions(starting.per_shard, stream_names),
             max_records_per_trigger=_positive_int(values, "max_records_per_trigger"),
             max_records_per_shard=_positive_int(values, "max_records_per_shard"),
             max_records_per_fetch=min(
@@ -162,6 +179,33 @@ class KinesisOptions:
 
     def starting_position_for(self, shard_id: str) -> Position:
         return self.shard_starting_positions.get(shard_id, self.starting_position)
+
+    def require_one_stream(self, user: str) -> None:
+        """Raises unless these are one stream's options: `user` reaches `stream_name` only."""
+        if len(self.stream_names) != 1:
+            raise KinesisOptionError(
+                f"{user} serves one stream, not {', '.join(self.stream_names)}: "
+                "give it KinesisOptions.for_stream(name)"
+            )
+
+    def for_stream(self, stream_name: str) -> KinesisOptions:
+        """The options of one of the streams read: its per-shard positions by shard id."""
+        if self.stream_names == (stream_name,):
+            return self
+        if stream_name not in self.stream_names:
+            raise KinesisOptionError(f"{stream_name!r} is not one of the streams read")
+        prefix = f"{stream_name}/"
+        positions = {
+            key.removeprefix(prefix): position
+            for key, position in self.shard_starting_positions.items()
+            if key.startswith(prefix)
+        }
+        return replace(
+            self,
+            stream_name=stream_name,
+            stream_names=(stream_name,),
+            shard_starting_positions=positions,
+        )
 
 
 def _option_names(field_name: str) -> str:
@@ -203,37 +247,86 @@ def _endpoint_region(endpoint_url: str | None) -> str | None:
     return match["region"] if match else None
 
 
-def _stream_identity(values: Mapping[str, str]) -> tuple[str, str | None]:
-    name, arn = values.get("stream_name"), values.get("stream_arn")
-    arn_name = arn_region = None
-    if arn:
-        match = _STREAM_ARN.match(arn)
-        if match is None:
-            raise KinesisOptionError(
-                f"streamARN {arn!r} is not a Kinesis stream ARN "
-                "(arn:aws:kinesis:<region>:<account>:stream/<name>)"
-            )
-        arn_name, arn_region = match["name"], match["region"]
-    if name and arn_name and name != arn_name:
+def _stream_identity(values: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
+    """The streams read (streamName and/or streamARN, each a list) and the ARNs' region."""
+    names = _stream_list(values.get("stream_name"), "streamName")
+    arns = _stream_list(values.get("stream_arn"), "streamARN")
+    arn_streams = [_parse_stream_arn(arn) for arn in arns]
+    arn_names = tuple(name for name, _ in arn_streams)
+    arn_regions = sorted({region for _, region in arn_streams})
+    if names and arn_names and names != arn_names:
         raise KinesisOptionError(
-            f"streamName {name!r} and streamARN {arn!r} name different streams"
+            f"streamName {values['stream_name']!r} and streamARN {values['stream_arn']!r} "
+            "name different streams"
         )
+    if len(arn_regions) > 1:
+        raise KinesisOptionError(
+            f"streamARN names streams in several regions ({', '.join(arn_regions)}): "
+            "a query reads streams of one region"
+        )
+    arn_region = arn_regions[0] if arn_regions else None
     region = values.get("region")
     if region and arn_region and region != arn_region:
         raise KinesisOptionError(
             f"region {region!r} differs from streamARN's region {arn_region!r}: give one of them"
         )
-    stream_name = name or arn_name
-    if stream_name and "," in stream_name:
-        raise KinesisOptionError(
-            f"streamName {stream_name!r} names several streams; this source reads one per "
-            "query: start one query per stream, or union their DataFrames"
-        )
-    if not stream_name:
+    stream_names = names or arn_names
+    if not stream_names:
         raise KinesisOptionError(
             f"missing the stream: set {_option_names('stream_name')} (or streamARN)"
         )
-    return stream_name, arn_region
+    return stream_names, arn_region
+
+
+def _stream_list(text: str | None, option: str) -> tuple[str, ...]:
+    """A comma-separated list of streams (or of stream ARNs), each named once."""
+    if not text:
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    if "" in names:
+        raise KinesisOptionError(f"{option} {text!r} holds an empty stream name")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise KinesisOptionError(f"{option} {text!r} names {repeated[0]!r} twice")
+    return names
+
+
+def _parse_stream_arn(arn: str) -> tuple[str, str]:
+    match = _STREAM_ARN.match(arn)
+    if match is None:
+        raise KinesisOptionError(
+            f"streamARN {arn!r} is not a Kinesis stream ARN "
+            "(arn:aws:kinesis:<region>:<account>:stream/<name>)"
+        )
+    return match["name"], match["region"]
+
+
+def _per_shard_positions(
+    positions: Mapping[str, Position], stream_names: tuple[str, ...]
+) -> dict[str, Position]:
+    """Per-shard starting positions keyed by shard id (one stream) or `<stream>/<shard id>`.
+
+    With several streams a shard id alone is ambiguous (every stream has a
+    shardId-000000000000), so each key must name its stream.
+    """
+    keyed: dict[str, Position] = {}
+    for key, position in positions.items():
+        stream, _, shard_id = key.rpartition("/")
+        if stream and stream not in stream_names:
+            raise KinesisOptionError(
+                f"startingPosition names shard {key!r}, but {stream!r} is not one of the "
+                f"streams read ({', '.join(stream_names)})"
+            )
+        if len(stream_names) == 1:
+            keyed[shard_id] = position
+        elif not stream:
+            raise KinesisOptionError(
+                f"startingPosition names shard {key!r} without its stream; with several "
+                f"streams, write '<stream>/{key}' (one of {', '.join(stream_names)})"
+            )
+        else:
+            keyed[key] = position
+    return keyed
 
 
 def _positive_int(values: Mapping[str, str], name: str) -> int | None:

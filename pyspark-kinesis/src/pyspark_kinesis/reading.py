@@ -25,7 +25,7 @@ from pyspark_kinesis.aggregation import UserRecord, user_records
 from pyspark_kinesis.client import KinesisSourceError, call, error_code
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, parse_position, skips
-from pyspark_kinesis.shards import Take
+from pyspark_kinesis.shards import Shard, Take
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,10 @@ class ShardCursor:
     _last_call_s: float = 0.0
     _pause_s: float = 0.0
     exhausted: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        # It reads options.stream_name: with several streams, that is only the first.
+        self.options.require_one_stream("a shard's reader")
 
     def fetch(self, limit: int) -> Fetch:
         if self._iterator is None:
@@ -381,6 +385,29 @@ def read_range(
             return
         # Caught up with what Kinesis shows so far; the planned records are due shortly.
         time.sleep(0.1)
+
+
+def listed_shards(client: Any, options: KinesisOptions) -> list[Shard]:
+    """The shards of `options.stream_name` ListShards shows (open, and closed in retention)."""
+    pages: list[dict[str, Any]] = [
+        call(options, client.list_shards, StreamName=options.stream_name)
+    ]
+    while pages[-1].get("NextToken"):
+        pages.append(call(options, client.list_shards, NextToken=pages[-1]["NextToken"]))
+    return [Shard.from_listing(entry) for page in pages for entry in page["Shards"]]
+
+
+def missing_streams(client: Any, options: KinesisOptions) -> list[str]:
+    """The streams of `options.stream_names` that Kinesis does not know, in order."""
+    missing = []
+    for stream_name in options.stream_names:
+        try:
+            client.describe_stream_summary(StreamName=stream_name)
+        except ClientError as error:
+            if error_code(error) != "ResourceNotFoundException":
+                raise
+            missing.append(stream_name)
+    return missing
 
 
 def with_rows(records: list[dict[str, Any]], position: Position) -> None:

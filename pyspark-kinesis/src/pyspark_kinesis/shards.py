@@ -7,14 +7,23 @@ batch after all its parents were seen to end. A closed, drained parent is
 dropped from the offset once all its children are in it; afterwards a shard in
 the listing that is an ancestor of a shard in the offset is known to be
 consumed, which keeps the offset small without re-reading old shards.
+
+This module owns the checkpoint format: the offset Spark logs per batch is
+`{"streams": {<stream>: {"shards": {<shard id>: <ShardProgress>}}}, "turn": n}`,
+one entry per stream and shard. Offsets written before several streams could
+be read have no stream level (`{"shards": {...}, "turn": n}`); they load as the
+shards of the one stream the query reads, and a query that now names several
+streams cannot resume from them (the offset does not say which stream it was).
+Golden files in the tests pin both forms.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
+from pyspark_kinesis.options import KinesisOptionError
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, at_timestamp, parse_position
 
 
@@ -85,10 +94,28 @@ class ShardProgress:
         )
 
 
+class StreamShard(NamedTuple):
+    """A shard of one of the streams a query reads: shard ids repeat across streams."""
+
+    stream_name: str
+    shard_id: str
+
+    def __str__(self) -> str:
+        return f"{self.stream_name}/{self.shard_id}"
+
+
+# One stream's progress, by shard id; and every stream's, by StreamShard.
 Progress = dict[str, ShardProgress]
+StreamsProgress = dict[StreamShard, ShardProgress]
+K = TypeVar("K")
+
+
+class OffsetStreamsError(KinesisOptionError):
+    """The streams option names streams a logged offset does not hold."""
 
 
 def progress_to_offset(progress: Mapping[str, ShardProgress]) -> dict[str, Any]:
+    """One stream's entry in the offset (and, alone, the offset before several streams)."""
     return {"shards": {shard_id: progress[shard_id].to_json() for shard_id in sorted(progress)}}
 
 
@@ -96,6 +123,78 @@ def progress_from_offset(offset: Mapping[str, Any]) -> Progress:
     return {
         shard_id: ShardProgress.from_json(entry) for shard_id, entry in offset["shards"].items()
     }
+
+
+def streams_to_offset(progress: Mapping[StreamShard, ShardProgress]) -> dict[str, Any]:
+    """The offset of every stream read, streams and shards in order (see the module's doc)."""
+    streams = sorted({key.stream_name for key in progress})
+    return {"streams": {name: progress_to_offset(by_stream(progress, name)) for name in streams}}
+
+
+def streams_from_offset(offset: Mapping[str, Any], stream_names: Sequence[str]) -> StreamsProgress:
+    """The progress an offset logged for `stream_names`, in either form (see the module's doc).
+
+    Raises OffsetStreamsError when the offset lacks one of the streams.
+    """
+    if "streams" not in offset:
+        if len(stream_names) != 1:
+            raise OffsetStreamsError(
+                "this checkpoint was written by a query of one stream, and its offset does not "
+                f"say which; it cannot resume reading {_quoted(stream_names)}: read that one "
+                "stream again, or start the query with a new checkpointLocation"
+            )
+        return of_streams({stream_names[0]: progress_from_offset(offset)})
+    logged = offset["streams"]
+    missing = [name for name in stream_names if name not in logged]
+    if missing:
+        raise OffsetStreamsError(
+            f"this checkpoint's offset holds the streams {_quoted(sorted(logged))}, not "
+            f"{_quoted(missing)}: a query reads the same streams for its whole life; start one "
+            "with a new checkpointLocation to read others"
+        )
+    return of_streams({name: progress_from_offset(logged[name]) for name in stream_names})
+
+
+def by_stream(progress: Mapping[StreamShard, ShardProgress], stream_name: str) -> Progress:
+    """One stream's share of `progress`, by shard id."""
+    return {
+        key.shard_id: state for key, state in progress.items() if key.stream_name == stream_name
+    }
+
+
+def of_streams(progress_by_stream: Mapping[str, Mapping[str, ShardProgress]]) -> StreamsProgress:
+    """Every stream's progress in one map (the inverse of `by_stream`)."""
+    return {
+        StreamShard(name, shard_id): state
+        for name, progress in progress_by_stream.items()
+        for shard_id, state in progress.items()
+    }
+
+
+def split_budget(
+    budget: int | None, shards: Sequence[K], per_shard_cap: int, turn: int
+) -> dict[K, int]:
+    """Each shard's share of `budget` (maxRecordsPerTrigger), at most `per_shard_cap`.
+
+    The budget is shared over every shard given, of every stream. The remainder
+    goes to the shards from the `turn`-th on, and the offset carries the next
+    turn forward (`turn + remainder`), so with a budget smaller than the shard
+    count every shard gets records within a few batches, and a replayed batch
+    gets the same shares.
+    """
+    if budget is None or not shards:
+        return dict.fromkeys(shards, per_shard_cap)
+    share, extra = divmod(budget, len(shards))
+    first = turn % len(shards)
+    rotated = [*shards[first:], *shards[:first]]
+    return {
+        shard: min(share + (1 if index < extra else 0), per_shard_cap)
+        for index, shard in enumerate(rotated)
+    }
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(repr(name) for name in names)
 
 
 def initial_progress(

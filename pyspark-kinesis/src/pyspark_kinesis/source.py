@@ -1,5 +1,13 @@
 """The Spark-facing classes: the data source, its stream reader and the shard partition.
 
+Several streams
+---------------
+A query may read several streams (`streamName` a comma-separated list): each
+shard is a `StreamShard` (stream, shard id) in one plan, the offset holds one
+entry per stream and shard (`pyspark_kinesis.shards` owns its format), and
+reading a shard uses its stream's own options (`KinesisOptions.for_stream`),
+so everything below holds per shard of each stream.
+
 How a batch replays exactly, reading each record once
 -----------------------------------------------------
 A Kinesis batch's end is not known before its records are read, yet Spark
@@ -44,11 +52,13 @@ read in its batch if Kinesis shows it within 2 s, and one shown later still
 can be skipped: on clusters, give every node the same `metadataPath`. After a
 restart, the notes of the batch before the first commit stay behind.
 `maxRecordsPerTrigger` and the per-shard limit count rows (user records, after
-KPL de-aggregation), so a batch may end inside an aggregate; the trigger's
-budget is shared among the shards that have records. `LATEST` is the arrival time at
-which the query first plans, so a record whose approximate arrival time is
-skewed across that instant may fall either side; and as Spark logs no start
-offset for the first batch, a query that dies before its first batch commits
+KPL de-aggregation), so a batch may end inside an aggregate.
+`maxRecordsPerTrigger` is shared over all shards with records of all streams;
+the per-shard limit (`maxRecordsPerShard`) holds for each shard of each stream.
+`LATEST` is the arrival time at which the query first plans, so a record whose
+approximate arrival time is skewed across that instant may fall either side;
+and as Spark logs no start offset for the first batch, a query that dies
+before its first batch commits
 pins a new instant on restart (its sink never committed that batch, so nothing
 is doubled or lost in it).
 """
@@ -57,7 +67,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -85,7 +95,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pyspark_kinesis.client import KinesisSourceError, call, make_client
+from pyspark_kinesis.client import KinesisSourceError, make_client
 from pyspark_kinesis.ends import EndStore
 from pyspark_kinesis.extra_options import (
     BatchReadOptions,
@@ -93,25 +103,31 @@ from pyspark_kinesis.extra_options import (
     refuse_options_of_another_use,
     starting_position_given,
 )
-from pyspark_kinesis.options import KinesisOptions
+from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position
 from pyspark_kinesis.reading import (
     ROWS,
     Peek,
     ShardEnd,
     TakeRead,
+    listed_shards,
+    missing_streams,
     peek_from_end,
     peek_shard,
     read_range,
 )
 from pyspark_kinesis.shards import (
-    Progress,
     Shard,
     ShardProgress,
+    StreamShard,
+    StreamsProgress,
     Take,
+    by_stream,
     initial_progress,
-    progress_from_offset,
-    progress_to_offset,
+    of_streams,
+    split_budget,
+    streams_from_offset,
+    streams_to_offset,
     with_new_shards,
 )
 from pyspark_kinesis.sink import KinesisBatchWriter, KinesisStreamWriter, check_input_schema
@@ -145,7 +161,10 @@ SCHEMA = StructType(
 
 
 class KinesisDataSource(DataSource):
-    """`format("kinesis")`: records of one Kinesis stream, streamed, read in batch or written.
+    """`format("kinesis")`: records of Kinesis streams, streamed, read in batch or written.
+
+    Reads take one stream or several (`streamName` a comma-separated list); the
+    sink writes one stream.
 
     >>> df = (spark.readStream.format("kinesis")
     ...       .option("streamName", "events")
@@ -154,7 +173,9 @@ class KinesisDataSource(DataSource):
     ...       .option("startingposition", "TRIM_HORIZON")
     ...       .load())
 
-    Options are validated here, so a bad one fails at `load()`.
+    Options are validated here, so a bad one fails at `load()`; so does a
+    stream that does not exist among several read (one stream alone fails when
+    the query first reads it, naming it too).
     """
 
     def __init__(self, options: dict[str, str]) -> None:
@@ -170,6 +191,10 @@ class KinesisDataSource(DataSource):
         return "kinesis"
 
     def schema(self) -> StructType:
+        # Spark asks for the schema at load(): the one moment a read can still fail before
+        # any query runs. One stream is checked by its first read, as before.
+        if len(self.kinesis_options.stream_names) > 1:
+            refuse_missing_streams(self.kinesis_options)
         return SCHEMA
 
     def streamReader(self, schema: StructType) -> KinesisStreamReader:
@@ -189,52 +214,84 @@ class KinesisDataSource(DataSource):
     def writer(self, schema: StructType, overwrite: bool) -> DataSourceWriter:
         """`df.write.format("kinesis")`: see `pyspark_kinesis.sink`."""
         refuse_options_of_another_use(self.options, "sink")
+        refuse_several_streams_to_write(self.kinesis_options)
         check_input_schema(schema)
         return KinesisBatchWriter(self.sink_options)
 
     def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
         """`df.writeStream.format("kinesis")`: see `pyspark_kinesis.sink`."""
         refuse_options_of_another_use(self.options, "sink")
+        refuse_several_streams_to_write(self.kinesis_options)
         check_input_schema(schema)
         return KinesisStreamWriter(self.sink_options)
 
 
+def refuse_missing_streams(options: KinesisOptions) -> None:
+    """Raises KinesisOptionError naming the streams read that Kinesis does not know."""
+    missing = missing_streams(make_client(options), options)
+    if missing:
+        where = f" at {options.endpoint_url}" if options.endpoint_url else ""
+        raise KinesisOptionError(
+            f"Kinesis stream(s) {', '.join(repr(name) for name in missing)} not found in "
+            f"region {options.region!r}{where} (reading {', '.join(options.stream_names)}): "
+            "check streamName and region, or create the stream first"
+        )
+
+
+def refuse_several_streams_to_write(options: KinesisOptions) -> None:
+    if len(options.stream_names) > 1:
+        raise KinesisOptionError(
+            f"the sink writes one stream, not {', '.join(options.stream_names)}: "
+            "give streamName one stream"
+        )
+
+
 class ShardBatch(InputPartition):
-    """What one batch takes from one shard: `take` after `start`.
+    """What one batch takes from one shard of one stream: `take` after `start`.
 
     `not_before_s` is when the driver's look at the shard lets the task read it.
     """
 
     def __init__(
-        self, shard_id: str, start: Position, take: Take, not_before_s: float = 0.0
+        self, shard: StreamShard, start: Position, take: Take, not_before_s: float = 0.0
     ) -> None:
-        super().__init__(shard_id)
-        self.shard_id = shard_id
+        super().__init__(str(shard))
+        self.shard = shard
         self.start = start
         self.take = take
         self.not_before_s = not_before_s
 
 
 class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
-    """Plans batches on the driver as per-shard takes; tasks read one shard each."""
+    """Plans batches on the driver as per-shard takes; tasks read one shard each.
+
+    Every stream read has its shards in the same plan, each keyed by
+    `StreamShard`: one offset per stream and shard, resharding followed per
+    stream, `maxRecordsPerShard` per shard and `maxRecordsPerTrigger` shared
+    over all shards of all streams.
+    """
 
     def __init__(self, options: KinesisOptions) -> None:
         self.options = options
-        self.ends = EndStore(options)
+        # Each stream's own options: what reading, noting and listing its shards need.
+        self._stream_options = {name: options.for_stream(name) for name in options.stream_names}
+        self.ends_by_stream = {
+            name: EndStore(self._stream_options[name]) for name in options.stream_names
+        }
         self._client: Any = None
-        self._available_now: tuple[float, frozenset[str]] | None = None
+        self._available_now: tuple[float, frozenset[StreamShard]] | None = None
         self._initial_offset: dict[str, Any] | None = None
-        self._behind_ms: dict[str, int] = {}
-        # shard id -> (position, iterator still at that position), from the last look.
-        self._iterators: dict[str, tuple[Position, str]] = {}
+        self._behind_ms: dict[StreamShard, int] = {}
+        # shard -> (position, iterator still at that position), from the last look.
+        self._iterators: dict[StreamShard, tuple[Position, str]] = {}
         # Where the batches of the last start offset ended: every idle trigger plans
         # from that same offset, and must not look (or, with no note, read) again.
-        self._found_ends: dict[tuple[str, Position, Take], ShardEnd] = {}
-        # shard id -> that end, by shard: what its reader saw after it spares a look.
-        self._ends_by_shard: dict[str, ShardEnd] = {}
-        # shard id -> wall-clock time its last reader (a peek or a task) lets it be read again.
-        self._next_read_s: dict[str, float] = {}
-        self._committed_takes: frozenset[tuple[str, Position, Take]] = frozenset()
+        self._found_ends: dict[tuple[StreamShard, Position, Take], ShardEnd] = {}
+        # shard -> that end, by shard: what its reader saw after it spares a look.
+        self._ends_by_shard: dict[StreamShard, ShardEnd] = {}
+        # shard -> wall-clock time its last reader (a peek or a task) lets it be read again.
+        self._next_read_s: dict[StreamShard, float] = {}
+        self._committed_takes: frozenset[tuple[StreamShard, Position, Take]] = frozenset()
         # Whether the tasks' notes reach this driver (see `_planning_instant`).
         self._notes_seen = False
         self._warned_about_rereading = False
@@ -262,14 +319,21 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return self._initial_offset
 
     def _pin_initial_offset(self) -> dict[str, Any]:
-        progress = initial_progress(
-            self._list_shards(),
-            self.options.starting_position,
-            self.options.shard_starting_positions,
-            query_start_s=time.time(),
+        query_start_s = time.time()
+        listings = self._list_shards()
+        progress = of_streams(
+            {
+                name: initial_progress(
+                    listings[name],
+                    options.starting_position,
+                    options.shard_starting_positions,
+                    query_start_s=query_start_s,
+                )
+                for name, options in self._stream_options.items()
+            }
         )
-        log.info("starting %s at %s", self.options.stream_name, _describe(progress))
-        return progress_to_offset(progress)
+        log.info("starting at %s", _describe(progress))
+        return streams_to_offset(progress)
 
     def getDefaultReadLimit(self) -> ReadLimit:
         limit = self.options.max_records_per_trigger
@@ -277,40 +341,67 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def prepareForTriggerAvailableNow(self) -> None:
         # Records that arrive after this instant, and shards created after it, are not read.
-        self._available_now = (time.time(), frozenset(s.shard_id for s in self._list_shards()))
+        listings = self._list_shards()
+        listed = frozenset(
+            StreamShard(name, shard.shard_id)
+            for name, shards in listings.items()
+            for shard in shards
+        )
+        self._available_now = (time.time(), listed)
 
     def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
         cutoff_s, eligible = self._available_now or (None, None)
-        known = self._where_batches_ended(progress_from_offset(start))
+        known = self._where_batches_ended(self._progress_of(start))
         until_s = self._planning_instant(cutoff_s)
-        progress = with_new_shards(known, self._list_shards(), eligible)
-        readable = sorted(shard_id for shard_id, state in progress.items() if not state.ended)
+        progress = self._with_new_shards(known, eligible)
+        readable = sorted(shard for shard, state in progress.items() if not state.ended)
         peeks = self._peek(progress, readable, until_s)
-        self._behind_ms = {shard_id: peek.millis_behind_latest for shard_id, peek in peeks.items()}
-        for shard_id, peek in peeks.items():
+        self._behind_ms = {shard: peek.millis_behind_latest for shard, peek in peeks.items()}
+        for shard, peek in peeks.items():
             if peek.ended:
-                progress[shard_id] = ShardProgress(progress[shard_id].position, ended=True)
-        with_records = [shard_id for shard_id, peek in peeks.items() if peek.has_records]
+                progress[shard] = ShardProgress(progress[shard].position, ended=True)
+        with_records = [shard for shard, peek in peeks.items() if peek.has_records]
         if not with_records and progress == known:
             return start  # nothing to read: Spark runs no batch
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
         turn = int(start.get("turn", 0))
         cap = self.options.max_records_per_shard or DEFAULT_MAX_RECORDS_PER_SHARD
-        shares = _split(budget, with_records, cap, turn)
+        shares = split_budget(budget, with_records, cap, turn)
         window = self.options.max_fetch_duration_s
-        for shard_id, share in shares.items():
+        for shard, share in shares.items():
             if share == 0:
                 continue
-            first_arrival_s = peeks[shard_id].first_arrival_s
+            first_arrival_s = peeks[shard].first_arrival_s
             shard_until_s = until_s
             if window is not None and first_arrival_s is not None:
                 shard_until_s = min(until_s, first_arrival_s + window)
             take = Take(shard_until_s, share)
-            progress[shard_id] = ShardProgress(progress[shard_id].position, take=take)
-        offset = progress_to_offset(progress)
+            progress[shard] = ShardProgress(progress[shard].position, take=take)
+        offset = streams_to_offset(progress)
         if budget is not None:
             offset["turn"] = turn + budget % max(1, len(with_records))
         return offset
+
+    def _progress_of(self, offset: dict[str, Any]) -> StreamsProgress:
+        return streams_from_offset(offset, self.options.stream_names)
+
+    def _with_new_shards(
+        self, progress: StreamsProgress, eligible: frozenset[StreamShard] | None
+    ) -> StreamsProgress:
+        """`progress` with the shards each stream's resharding lets the query read now."""
+        listings = self._list_shards()
+
+        def eligible_in(name: str) -> frozenset[str] | None:
+            if eligible is None:
+                return None
+            return frozenset(shard.shard_id for shard in eligible if shard.stream_name == name)
+
+        return of_streams(
+            {
+                name: with_new_shards(by_stream(progress, name), listings[name], eligible_in(name))
+                for name in self.options.stream_names
+            }
+        )
 
     def _planning_instant(self, cutoff_s: float | None) -> float:
         """Until when the next batch takes records (their approximate arrival time).
@@ -332,12 +423,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def reportLatestOffset(self) -> dict[str, Any] | None:
         if not self._behind_ms:
             return None
-        return {"millisBehindLatest": dict(sorted(self._behind_ms.items()))}
+        return {"millisBehindLatest": behind_by_stream(self._behind_ms)}
 
     def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
         return [
-            ShardBatch(shard_id, state.position, state.take, self._next_read_s.get(shard_id, 0.0))
-            for shard_id, state in sorted(progress_from_offset(end).items())
+            ShardBatch(shard, state.position, state.take, self._next_read_s.get(shard, 0.0))
+            for shard, state in sorted(self._progress_of(end).items())
             if state.take is not None
         ]
 
@@ -347,16 +438,18 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         from pyspark.sql.pandas.types import to_arrow_schema  # noqa: PLC0415
 
         assert isinstance(partition, ShardBatch)
-        client = make_client(self.options)
+        shard, start, take = partition.shard, partition.start, partition.take
+        options = self._stream_options[shard.stream_name]
+        ends = self.ends_by_stream[shard.stream_name]
+        client = make_client(options)
         arrow_schema = to_arrow_schema(SCHEMA, timezone="UTC")
-        shard_id, start, take = partition.shard_id, partition.start, partition.take
 
         def arrow(chunks: Iterable[list[dict[str, Any]]]) -> Iterator[pa.RecordBatch]:
             for chunk in chunks:
-                yield _to_arrow(chunk, self.options.stream_name, shard_id, arrow_schema)
+                yield _to_arrow(chunk, shard, arrow_schema)
 
         not_before_s = partition.not_before_s
-        known_end = self.ends.get(shard_id, start, take)
+        known_end = ends.get(shard.shard_id, start, take)
         if known_end is not None:
             # Read before (a retry, a replay): exactly to where that read ended.
             if known_end.position != start:
@@ -364,8 +457,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 yield from arrow(
                     read_range(
                         client,
-                        self.options,
-                        shard_id,
+                        options,
+                        shard.shard_id,
                         start,
                         str(end.argument),
                         last_sub_sequence_number=end.sub_sequence_number,
@@ -373,14 +466,16 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     )
                 )
             return
-        take_read = TakeRead(client, self.options, shard_id, start, take, not_before_s=not_before_s)
+        take_read = TakeRead(
+            client, options, shard.shard_id, start, take, not_before_s=not_before_s
+        )
         yield from arrow(take_read)
         assert take_read.end is not None  # set once its records were all read
-        noted = self.ends.put(shard_id, start, take, take_read.end)
+        noted = ends.put(shard.shard_id, start, take, take_read.end)
         if noted != take_read.end:
             # Spark keeps the output of one attempt only: this one must match the note.
             raise KinesisSourceError(
-                f"another attempt of this task read shard {shard_id} to {noted.position}, this "
+                f"another attempt of this task read shard {shard} to {noted.position}, this "
                 f"one to {take_read.end.position}: failing it, so that its retry reads exactly "
                 "to the noted end"
             )
@@ -392,51 +487,50 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         more, so its notes are removed. (After a restart the first commit has no
         batch before it: that batch's notes stay behind.)
         """
-        takes = _takes(progress_from_offset(end))
-        for shard_id, position, take in self._committed_takes - takes:
-            self.ends.remove(shard_id, position, take)
+        takes = _takes(self._progress_of(end))
+        for shard, position, take in self._committed_takes - takes:
+            self.ends_by_stream[shard.stream_name].remove(shard.shard_id, position, take)
         self._committed_takes = takes
 
-    def _list_shards(self) -> list[Shard]:
-        shards: list[Shard] = []
-        request: dict[str, Any] = {"StreamName": self.options.stream_name}
-        while True:
-            answer = call(self.options, self.client.list_shards, **request)
-            shards.extend(Shard.from_listing(entry) for entry in answer["Shards"])
-            if not answer.get("NextToken"):
-                return shards
-            request = {"NextToken": answer["NextToken"]}
+    def _list_shards(self) -> dict[str, list[Shard]]:
+        """Each stream's shards, listed in parallel."""
+        return self._in_parallel(
+            lambda name: listed_shards(self.client, self._stream_options[name]),
+            list(self.options.stream_names),
+        )
 
-    def _where_batches_ended(self, progress: Progress) -> Progress:
+    def _where_batches_ended(self, progress: StreamsProgress) -> StreamsProgress:
         """`progress` with every take replaced by the place it reached."""
         taken = {
-            (shard_id, state.position, state.take): shard_id
-            for shard_id, state in progress.items()
+            (shard, state.position, state.take): shard
+            for shard, state in progress.items()
             if state.take is not None
         }
         found = {key: end for key, end in self._found_ends.items() if key in taken}
 
-        missing: list[str] = []
+        missing: list[StreamShard] = []
 
-        def end_of(key: tuple[str, Position, Take]) -> ShardEnd:
-            shard_id, position, take = key
-            known_end = self.ends.get(shard_id, position, take)
+        def end_of(key: tuple[StreamShard, Position, Take]) -> ShardEnd:
+            shard, position, take = key
+            ends = self.ends_by_stream[shard.stream_name]
+            known_end = ends.get(shard.shard_id, position, take)
             if known_end is not None:
                 return known_end
-            missing.append(shard_id)
+            missing.append(shard)
             if not self._warned_about_rereading:
                 self._warned_about_rereading = True
                 log.warning(
                     "no batch end noted under metadataPath=%s for %s; the driver reads the "
                     "batch again to find it (slower): give the driver and every executor the "
                     "same metadataPath",
-                    self.ends.root,
-                    shard_id,
+                    ends.root,
+                    shard,
                 )
             # The task's last read of the shard is unknown: one period after now is safe.
             not_before_s = time.time() + self.options.min_fetch_period_s
+            options = self._stream_options[shard.stream_name]
             return TakeRead(
-                self.client, self.options, shard_id, position, take, not_before_s=not_before_s
+                self.client, options, shard.shard_id, position, take, not_before_s=not_before_s
             ).read_to_end()
 
         unresolved = [key for key in taken if key not in found]
@@ -444,39 +538,41 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if unresolved:
             self._notes_seen = not missing
         self._found_ends = found
-        self._ends_by_shard = {shard_id: end for (shard_id, _, _), end in found.items()}
-        for (shard_id, _, _), end in found.items():
-            self._next_read_s[shard_id] = max(self._next_read_s.get(shard_id, 0.0), end.next_read_s)
+        self._ends_by_shard = {shard: end for (shard, _, _), end in found.items()}
+        for (shard, _, _), end in found.items():
+            self._next_read_s[shard] = max(self._next_read_s.get(shard, 0.0), end.next_read_s)
         resolved = dict(progress)
         for key, end in found.items():
             resolved[taken[key]] = ShardProgress(end.position, end.ended)
         return resolved
 
-    def _peek(self, progress: Progress, shard_ids: list[str], until_s: float) -> dict[str, Peek]:
-        def peek(shard_id: str) -> Peek:
-            position = progress[shard_id].position
-            end = self._ends_by_shard.get(shard_id)
+    def _peek(
+        self, progress: StreamsProgress, shards: list[StreamShard], until_s: float
+    ) -> dict[StreamShard, Peek]:
+        def peek(shard: StreamShard) -> Peek:
+            position = progress[shard].position
+            end = self._ends_by_shard.get(shard)
             # A busy shard's last read saw what follows its end: no call, no wait for its pace.
             if end is not None and end.position == position:
                 seen = peek_from_end(end, until_s)
                 if seen is not None:
                     return seen
-            saved_position, iterator = self._iterators.get(shard_id, (None, None))
+            saved_position, iterator = self._iterators.get(shard, (None, None))
             return peek_shard(
                 self.client,
-                self.options,
-                shard_id,
+                self._stream_options[shard.stream_name],
+                shard.shard_id,
                 position,
                 until_s=until_s,
                 iterator=iterator if saved_position == position else None,
-                not_before_s=self._next_read_s.get(shard_id, 0.0),
+                not_before_s=self._next_read_s.get(shard, 0.0),
             )
 
-        peeks = self._in_parallel(peek, shard_ids)
-        self._next_read_s.update({shard_id: peek.next_read_s for shard_id, peek in peeks.items()})
+        peeks = self._in_parallel(peek, shards)
+        self._next_read_s.update({shard: peek.next_read_s for shard, peek in peeks.items()})
         self._iterators = {
-            shard_id: (progress[shard_id].position, peek.iterator)
-            for shard_id, peek in peeks.items()
+            shard: (progress[shard].position, peek.iterator)
+            for shard, peek in peeks.items()
             if peek.iterator
         }
         return peeks
@@ -489,37 +585,24 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             return dict(zip(items, pool.map(work, items), strict=True))
 
 
-def _takes(progress: Progress) -> frozenset[tuple[str, Position, Take]]:
+def behind_by_stream(behind_ms: Mapping[StreamShard, int]) -> dict[str, dict[str, int]]:
+    """Each shard's millisBehindLatest, by stream then shard id, in order (for the progress)."""
+    behind: dict[str, dict[str, int]] = {}
+    for shard, millis in sorted(behind_ms.items()):
+        behind.setdefault(shard.stream_name, {})[shard.shard_id] = millis
+    return behind
+
+
+def _takes(progress: StreamsProgress) -> frozenset[tuple[StreamShard, Position, Take]]:
     return frozenset(
-        (shard_id, state.position, state.take)
-        for shard_id, state in progress.items()
+        (shard, state.position, state.take)
+        for shard, state in progress.items()
         if state.take is not None
     )
 
 
-def _split(
-    budget: int | None, shard_ids: list[str], per_shard_cap: int, turn: int
-) -> dict[str, int]:
-    """Each shard's share of `budget`, at most `per_shard_cap`.
-
-    The remainder goes to the shards from the `turn`-th on, and the offset
-    carries the next turn forward (`turn + remainder`), so with a budget smaller
-    than the shard count every shard gets records within a few batches, and a
-    replayed batch gets the same shares.
-    """
-    if budget is None:
-        return dict.fromkeys(shard_ids, per_shard_cap)
-    share, extra = divmod(budget, len(shard_ids))
-    first = turn % len(shard_ids)
-    rotated = shard_ids[first:] + shard_ids[:first]
-    return {
-        shard_id: min(share + (1 if index < extra else 0), per_shard_cap)
-        for index, shard_id in enumerate(rotated)
-    }
-
-
 def _to_arrow(
-    records: list[dict[str, Any]], stream_name: str, shard_id: str, schema: pa.Schema
+    records: list[dict[str, Any]], shard: StreamShard, schema: pa.Schema
 ) -> pa.RecordBatch:
     columns: dict[str, list[Any]] = {name: [] for name in schema.names}
     for record in records:
@@ -534,10 +617,10 @@ def _to_arrow(
     import pyarrow as pa  # noqa: PLC0415 (see `read`)
 
     rows = len(columns["data"])
-    columns["streamName"] = [stream_name] * rows
-    columns["shardId"] = [shard_id] * rows
+    columns["streamName"] = [shard.stream_name] * rows
+    columns["shardId"] = [shard.shard_id] * rows
     return pa.RecordBatch.from_pydict(columns, schema=schema)
 
 
-def _describe(progress: Progress) -> str:
-    return ", ".join(f"{shard_id}@{state.position}" for shard_id, state in sorted(progress.items()))
+def _describe(progress: StreamsProgress) -> str:
+    return ", ".join(f"{shard}@{state.position}" for shard, state in sorted(progress.items()))
