@@ -56,11 +56,16 @@ class BatchTimes(StreamingQueryListener):
     def onQueryProgress(self, event: Any) -> None:
         progress = event.progress
         if progress.numInputRows:
+            dedup = progress.stateOperators[0]
             self.batches.append(
                 {
                     "batch": progress.batchId,
                     "ms": progress.durationMs["triggerExecution"],
                     "rows": progress.numInputRows,
+                    # The deduplication state: how many keys it holds, and how long the
+                    # batch spent evicting the expired ones (Spark scans the whole state).
+                    "state_rows": dedup.numRowsTotal,
+                    "eviction_ms": dedup.allRemovalsTimeMs,
                 }
             )
 
@@ -134,6 +139,9 @@ def summarize(
         "first_500_median_ms": first,
         "last_500_median_ms": last,
         "last_vs_first": last / first,
+        "first_500_eviction_ms": statistics.median(b["eviction_ms"] for b in batches[:WINDOW]),
+        "last_500_eviction_ms": statistics.median(b["eviction_ms"] for b in batches[-WINDOW:]),
+        "state_rows_end": batches[-1]["state_rows"],
         "memory_first": samples[1] if len(samples) > 1 else samples[0],
         "memory_last": samples[-1],
         "memory_samples": samples,
@@ -153,6 +161,9 @@ def write(result: dict[str, Any], folder: Path) -> str:
         f"the last 500 | {result['last_500_median_ms']:.0f} ms | first 500: "
         f"{result['first_500_median_ms']:.0f} ms | {result['last_vs_first']:.2f}x | ≤ 1.2x | "
         f"{verdict} |\n"
+        f"| Soak: the deduplication state's eviction, median per batch of the last 500 "
+        f"({result['state_rows_end']:,} keys at the end) | {result['last_500_eviction_ms']:.0f} ms "
+        f"| first 500: {result['first_500_eviction_ms']:.0f} ms |  |  |  |\n"
         f"| Soak: driver JVM memory, after {first['batches']:,} and {last['batches']:,} batches "
         f"| {last['jvm_rss_mib']:,.0f} MiB resident, {last['jvm_heap_used_mib']:,.0f} MiB heap "
         f"| {first['jvm_rss_mib']:,.0f} MiB resident, {first['jvm_heap_used_mib']:,.0f} MiB heap "
