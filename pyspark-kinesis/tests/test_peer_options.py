@@ -40,6 +40,7 @@ SAME_THING: list[tuple[str, str, str, object]] = [
     ("kinesis.executor.maxFetchRecordsPerShard", "300", "max_records_per_shard", 300),
     ("kinesis.executor.maxRecordPerRead", "500", "max_records_per_fetch", 500),
     ("sessionToken", "token", "session_token", "token"),
+    ("kinesis.client.describeShardInterval", "1s", "shard_listing_interval_s", 1.0),
     # the AWS connector
     ("kinesis.endpointUrl", "http://127.0.0.1:4566", "endpoint_url", "http://127.0.0.1:4566"),
     ("kinesis.region", "eu-west-1", "region", "eu-west-1"),
@@ -56,7 +57,9 @@ SAME_THING: list[tuple[str, str, str, object]] = [
     ("kinesis.sessionToken", "token", "session_token", "token"),
     ("kinesis.getRecords.numberOfRecordsPerFetch", "500", "max_records_per_fetch", 500),
     ("kinesis.getRecords.fetchIntervalMs", "200", "min_fetch_period_s", 0.2),
+    ("kinesis.describeShardInterval", "100ms", "shard_listing_interval_s", 0.1),
     # Databricks
+    ("shardFetchInterval", "2m", "shard_listing_interval_s", 120.0),
     ("endpoint", "http://127.0.0.1:4566", "endpoint_url", "http://127.0.0.1:4566"),
     ("stsEndpoint", "https://sts.eu-west-1.amazonaws.com", "sts_endpoint_url",
      "https://sts.eu-west-1.amazonaws.com"),
@@ -76,7 +79,6 @@ SAME_THING: list[tuple[str, str, str, object]] = [
 NOT_NEEDED: list[tuple[str, str]] = [
     ("awsUseInstanceProfile", "false"),
     ("kinesis.executor.maxFetchTimeInMs", "1000"),
-    ("kinesis.client.describeShardInterval", "1s"),
     ("kinesis.client.numRetries", "3"),
     ("kinesis.client.retryIntervalMs", "1000"),
     ("kinesis.client.maxRetryIntervalMs", "10000"),
@@ -84,7 +86,6 @@ NOT_NEEDED: list[tuple[str, str]] = [
     ("kinesis.consumerType", "GetRecords"),
     ("kinesis.consumerName", "TestConsumer"),
     ("kinesis.maxFetchTimePerShardSec", "10"),
-    ("kinesis.describeShardInterval", "100ms"),
     ("kinesis.minBatchesToRetain", "100"),
     ("kinesis.checkNewRecordThreads", "8"),
     ("kinesis.metadataCommitterType", "HDFS"),
@@ -103,7 +104,6 @@ NOT_NEEDED: list[tuple[str, str]] = [
     ("kinesis.internal.avoidEmptyBatches", "true"),
     ("fetchBufferSize", "20gb"),
     ("shardsPerTask", "5"),
-    ("shardFetchInterval", "1s"),
     ("consumerMode", "polling"),
     ("requireConsumerDeregistration", "false"),
     ("consumerName", "orders-reader"),

@@ -183,3 +183,54 @@ def test_a_busy_shard_is_read_once_per_batch_by_its_task(
     start, end = end, plan(reader, end)
     assert kinesis_proxy.events["calls:GetRecords"] == reads_so_far
     assert len(run_batch(reader, start, end)) == 2
+
+
+def test_planning_lists_the_shards_at_most_once_per_listing_interval(
+    kinesis_proxy: Any, stream_factory: Any, tmp_path: Path
+) -> None:
+    stream = stream_factory(2)
+
+    def listings_by_three_triggers(interval_s: float) -> int:
+        options = options_for(
+            kinesis_proxy.url,
+            stream,
+            starting_position=TRIM_HORIZON,
+            metadata_path=str(tmp_path),
+            shard_listing_interval_s=interval_s,
+        )
+        reader = KinesisStreamReader(options)
+        start = reader.initialOffset()
+        listed_before = kinesis_proxy.events["calls:ListShards"]
+        for _ in range(3):
+            assert reader.latestOffset(start, ReadAllAvailable()) == start  # nothing to read
+        return kinesis_proxy.events["calls:ListShards"] - listed_before
+
+    assert listings_by_three_triggers(interval_s=60.0) == 0
+    assert listings_by_three_triggers(interval_s=0.0) == 3
+
+
+def test_a_reshard_is_planned_once_the_listing_interval_has_passed(
+    kinesis_client: Any, stream_factory: Any, tmp_path: Path, kinesis_endpoint: str
+) -> None:
+    stream = stream_factory(1)
+    options = options_for(
+        kinesis_endpoint,
+        stream,
+        starting_position=TRIM_HORIZON,
+        metadata_path=str(tmp_path),
+        shard_listing_interval_s=0.5,
+    )
+    reader = KinesisStreamReader(options)
+    start = reader.initialOffset()
+    parent = shard_ids(kinesis_client, stream)[0]
+    kinesis_client.split_shard(
+        StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127)
+    )
+    kinesis_client.get_waiter("stream_exists").wait(StreamName=stream)
+    children = set(shard_ids(kinesis_client, stream)) - {parent}
+    assert len(children) == 2
+    deadline = time.monotonic() + DEADLINE_S
+    while not children <= set(shards_of(start, stream)):
+        assert time.monotonic() < deadline, "the children were never planned"
+        start = reader.latestOffset(start, ReadAllAvailable())
+        time.sleep(0.1)

@@ -66,6 +66,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "idle_between_reads_ms": ("kinesis.executor.idleTimeBetweenReadsInMs",),
     "add_idle_between_reads": ("kinesis.executor.addIdleTimeBetweenReads",),
     "max_fetch_duration_s": ("maxFetchDuration",),
+    "shard_listing_interval_s": (
+        "shardFetchInterval",
+        "kinesis.describeShardInterval",
+        "kinesis.client.describeShardInterval",
+    ),
     "fail_on_data_loss": ("failOnDataLoss", "kinesis.failOnDataLoss"),
     "metadata_path": ("metadataPath", "kinesis.metadataPath"),
 }
@@ -79,6 +84,9 @@ _SECRET_FIELDS = frozenset(
 MAX_RECORDS_PER_FETCH = 10_000
 # 4 GetRecords/s per shard, inside AWS's 5, counting the driver's look and the tasks together.
 DEFAULT_MIN_FETCH_PERIOD_S = 0.25
+# Least time between two listings of a stream's shards, as in all three peers (1 s): planning
+# reuses a younger listing, so resharding is seen within it and a trigger saves a call.
+DEFAULT_SHARD_LISTING_INTERVAL_S = 1.0
 _STREAM_ARN = re.compile(
     r"^arn:aws[\w-]*:kinesis:(?P<region>[\w-]+):\d{12}:stream/(?P<name>[\w.-]+)$"
 )
@@ -118,6 +126,7 @@ class KinesisOptions:
     max_fetch_rate_mb: float | None = None
     min_fetch_period_s: float = DEFAULT_MIN_FETCH_PERIOD_S
     max_fetch_duration_s: float | None = None
+    shard_listing_interval_s: float = DEFAULT_SHARD_LISTING_INTERVAL_S
     fail_on_data_loss: bool = True
     metadata_path: str | None = None
     stream_names: tuple[str, ...] = ()
@@ -173,6 +182,9 @@ class KinesisOptions:
             max_fetch_rate_mb=_positive_float(values, "max_fetch_rate_mb"),
             min_fetch_period_s=_min_fetch_period_s(values),
             max_fetch_duration_s=_positive_duration_s(values, "max_fetch_duration_s"),
+            shard_listing_interval_s=_or_default(
+                _duration_s(values, "shard_listing_interval_s"), DEFAULT_SHARD_LISTING_INTERVAL_S
+            ),
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
             metadata_path=_local_directory(values, "metadata_path"),
         )
@@ -368,6 +380,10 @@ def _duration_s(values: Mapping[str, str], name: str) -> float | None:
         )
     unit = match["unit"] or "s"
     return float(match["value"]) * _SECONDS_PER_UNIT.get(unit, 1.0)
+
+
+def _or_default(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _min_fetch_period_s(values: Mapping[str, str]) -> float:

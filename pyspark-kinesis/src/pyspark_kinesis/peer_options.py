@@ -30,7 +30,6 @@ class NotNeeded:
     refused: tuple[tuple[str, str], ...] = ()
 
 
-_LISTED_EACH_TRIGGER = "shards are listed once per trigger, so resharding is seen at the next one"
 _RETRIED = (
     "Kinesis calls are retried by botocore, and throttling again with jittered "
     "exponential backoff for up to five minutes"
@@ -73,7 +72,6 @@ NOT_NEEDED: dict[str, NotNeeded] = {
         values=("true", "false"),
     ),
     "kinesis.executor.maxfetchtimeinms": NotNeeded(_FIXED_AT_PLANNING),
-    "kinesis.client.describeshardinterval": NotNeeded(_LISTED_EACH_TRIGGER),
     "kinesis.client.numretries": NotNeeded(_RETRIED),
     "kinesis.client.retryintervalms": NotNeeded(_RETRIED),
     "kinesis.client.maxretryintervalms": NotNeeded(_RETRIED),
@@ -90,7 +88,6 @@ NOT_NEEDED: dict[str, NotNeeded] = {
     "kinesis.subscribetoshard.timeoutsec": NotNeeded(_EFO_ONLY),
     "kinesis.subscribetoshard.maxretries": NotNeeded(_EFO_ONLY),
     "kinesis.maxfetchtimepershardsec": NotNeeded(_FIXED_AT_PLANNING),
-    "kinesis.describeshardinterval": NotNeeded(_LISTED_EACH_TRIGGER),
     "kinesis.minbatchestoretain": NotNeeded(
         "each shard keeps its newest few batch-end notes, enough for any batch Spark re-runs"
     ),
@@ -124,7 +121,6 @@ NOT_NEEDED: dict[str, NotNeeded] = {
     ),
     "shardspertask": NotNeeded(_ONE_TASK_PER_SHARD),
     "maxpartitions": NotNeeded(_ONE_TASK_PER_SHARD),
-    "shardfetchinterval": NotNeeded(_LISTED_EACH_TRIGGER),
     "consumermode": NotNeeded(
         "polling is how this source reads", values=("polling",), refused=(("efo", _NO_EFO),)
     ),

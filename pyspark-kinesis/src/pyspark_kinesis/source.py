@@ -279,6 +279,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             name: EndStore(self._stream_options[name]) for name in options.stream_names
         }
         self._client: Any = None
+        # (when, each stream's shards): planning reuses a listing younger than the interval.
+        self._listing: tuple[float, dict[str, list[Shard]]] | None = None
         self._available_now: tuple[float, frozenset[StreamShard]] | None = None
         self._initial_offset: dict[str, Any] | None = None
         self._behind_ms: dict[StreamShard, int] = {}
@@ -300,6 +302,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # Spark pickles the reader to run `read` on executors: the driver's state stays behind.
         state = dict(self.__dict__)
         state["_client"] = None
+        state["_listing"] = None
         state["_iterators"] = {}
         state["_found_ends"] = {}
         state["_ends_by_shard"] = {}
@@ -320,7 +323,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def _pin_initial_offset(self) -> dict[str, Any]:
         query_start_s = time.time()
-        listings = self._list_shards()
+        listings = self._list_shards(fresh=True)
         progress = of_streams(
             {
                 name: initial_progress(
@@ -341,7 +344,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def prepareForTriggerAvailableNow(self) -> None:
         # Records that arrive after this instant, and shards created after it, are not read.
-        listings = self._list_shards()
+        listings = self._list_shards(fresh=True)
         listed = frozenset(
             StreamShard(name, shard.shard_id)
             for name, shards in listings.items()
@@ -492,12 +495,27 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             self.ends_by_stream[shard.stream_name].remove(shard.shard_id, position, take)
         self._committed_takes = takes
 
-    def _list_shards(self) -> dict[str, list[Shard]]:
-        """Each stream's shards, listed in parallel."""
-        return self._in_parallel(
+    def _list_shards(self, *, fresh: bool = False) -> dict[str, list[Shard]]:
+        """Each stream's shards, listed in parallel.
+
+        Unless `fresh`, a listing younger than `shard_listing_interval_s` (the
+        peers' describeShardInterval / shardFetchInterval, default 1 s) is
+        reused: a trigger then makes no ListShards call, and a reshard is seen
+        within the interval.
+        """
+        now = time.monotonic()
+        if (
+            not fresh
+            and self._listing is not None
+            and now - self._listing[0] < self.options.shard_listing_interval_s
+        ):
+            return self._listing[1]
+        listings = self._in_parallel(
             lambda name: listed_shards(self.client, self._stream_options[name]),
             list(self.options.stream_names),
         )
+        self._listing = (now, listings)
+        return listings
 
     def _where_batches_ended(self, progress: StreamsProgress) -> StreamsProgress:
         """`progress` with every take replaced by the place it reached."""

@@ -6,7 +6,8 @@ write its rows, events and dead letters apart, under hidden in-flight names,
 and return a summary. The driver then publishes the batch (renames the files
 to their `part-<batch>-<partition>.parquet` names), records it in the ledger
 and prints the console view from the summaries. Nothing reads the sink back,
-so a batch costs the same on the first day and the hundredth.
+so the sink costs the same on the first day and the hundredth (the deduplication
+state before it grows to a window's worth of keys, then stays flat).
 
 Spark's foreachBatch is at-least-once: after a crash the last batch runs again
 with the same id, the same records (`pyspark_kinesis`) and the same state, so
