@@ -212,7 +212,8 @@ def test_missing_stream_is_rejected() -> None:
         ("maxFetchDuration", "soon"),
         ("maxFetchDuration", "0s"),
         ("failOnDataLoss", "yes"),
-        ("metadataPath", "s3://bucket/ends"),
+        ("metadataPath", "hdfs://namenode/ends"),
+        ("metadataPath", "s3:///no-bucket"),
         ("kinesis.metadataPath", " "),
     ],
 )
@@ -223,9 +224,15 @@ def test_bad_value_names_the_option(name: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "path"), [("/shared/ends", "/shared/ends"), ("file:///mnt/efs/ends", "/mnt/efs/ends")]
+    ("value", "path"),
+    [
+        ("/shared/ends", "/shared/ends"),
+        ("file:///mnt/efs/ends", "/mnt/efs/ends"),
+        ("s3://bucket/checkpoints/kinesis-ends", "s3://bucket/checkpoints/kinesis-ends"),
+        ("s3a://bucket/ends/", "s3a://bucket/ends/"),
+    ],
 )
-def test_metadata_path_is_a_local_or_mounted_directory(value: str, path: str) -> None:
+def test_metadata_path_is_a_shared_directory_or_an_s3_prefix(value: str, path: str) -> None:
     assert parse(metadataPath=value).metadata_path == path
 
 

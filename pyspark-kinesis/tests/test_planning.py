@@ -32,8 +32,9 @@ def fill_every_shard(kinesis_client: Any, stream: str, per_shard: int) -> None:
         )
 
 
-def reader_noting_in(folder: Path, endpoint: str, stream: str) -> KinesisStreamReader:
-    """A reader of `stream` from TRIM_HORIZON, its tasks noting batch ends in `folder`."""
+def reader_noting_in(folder: Path | str, endpoint: str, stream: str) -> KinesisStreamReader:
+    """A reader of `stream` from TRIM_HORIZON, its tasks noting batch ends in `folder`
+    (a directory, or an s3:// prefix)."""
     options = options_for(
         endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(folder)
     )
@@ -95,11 +96,20 @@ def test_a_batch_without_limits_takes_at_most_the_default_cap_per_shard(
     assert state.take.limit == DEFAULT_MAX_RECORDS_PER_SHARD
 
 
+@pytest.mark.parametrize("store", ["directory", "s3"])
 def test_committing_a_batch_removes_the_notes_of_the_batch_before(
-    kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+    kinesis_endpoint: str,
+    kinesis_client: Any,
+    stream_factory: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    store: str,
 ) -> None:
     stream = stream_factory(1)
-    reader = reader_noting_in(tmp_path, kinesis_endpoint, stream)
+    notes: Path | str = tmp_path
+    if store == "s3":
+        notes = f"s3://{request.getfixturevalue('s3_bucket')}/checkpoint/kinesis-ends"
+    reader = reader_noting_in(notes, kinesis_endpoint, stream)
     ends = []
     start = reader.initialOffset()
     for _ in range(3):

@@ -1,9 +1,10 @@
 """A Kinesis client built from the options, and the errors a user can act on.
 
 Clients never travel inside pickled Spark state: each process (the driver's
-planner, each Python worker) makes one per identity and endpoint on first use
-and keeps it, so a task does not build a client (nor, with a role, call
-AssumeRole) per batch; an assumed role's credentials refresh themselves. Throttling
+planner, each Python worker) makes one per service, identity and endpoint on
+first use and keeps it, so a task does not build a client (nor, with a role,
+call AssumeRole) per batch; an identity's credentials are shared by its Kinesis
+and S3 (batch-end notes) clients, and an assumed role's refresh themselves. Throttling
 is retried twice over: botocore's standard mode for brief bursts, then an outer
 retry with jittered exponential backoff for sustained throttling, so a busy
 shard slows a query down instead of failing or skipping data.
@@ -17,11 +18,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
-from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    Credentials,
+    DeferredRefreshableCredentials,
+)
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from tenacity import (
     before_sleep_log,
@@ -53,6 +59,8 @@ _BAD_CREDENTIALS = frozenset(
         "SignatureDoesNotMatch",
     }
 )
+# Hosts of AWS's own endpoints (a Kinesis endpoint there is no S3 endpoint).
+_AWS_DOMAINS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 # Sustained throttling is waited out this long before the query fails.
 THROTTLING_PATIENCE_S = 300.0
 
@@ -113,7 +121,25 @@ def make_client(options: KinesisOptions, *, max_attempts: int = 5) -> Any:
     botocore rather than boto3: boto3's import (s3transfer) would add a third of
     a second to every query's start, for nothing the source uses.
     """
-    return _client_for(ClientIdentity.of(options), _aws_environment(), max_attempts)
+    return _client_for("kinesis", ClientIdentity.of(options), _aws_environment(), max_attempts)
+
+
+def make_s3_client(options: KinesisOptions) -> Any:
+    """This process's S3 client for the options' identity (where batch-end notes go).
+
+    Same credentials as the Kinesis client (one assumed role, refreshed, for
+    both) and region; its endpoint is `endpointUrl` unless that names an AWS
+    host (LocalStack serves every service on one port; AWS has one host per
+    service), so on AWS it is S3's own endpoint.
+    """
+    return _client_for("s3", ClientIdentity.of(options), _aws_environment(), 5)
+
+
+def s3_endpoint_url(endpoint_url: str | None) -> str | None:
+    host = urlsplit(endpoint_url or "").hostname or ""
+    if not endpoint_url or host.endswith(_AWS_DOMAINS):
+        return None
+    return endpoint_url
 
 
 def _aws_environment() -> tuple[tuple[str, str], ...]:
@@ -123,9 +149,60 @@ def _aws_environment() -> tuple[tuple[str, str], ...]:
 
 @functools.cache
 def _client_for(
-    options: ClientIdentity, environment: tuple[tuple[str, str], ...], max_attempts: int
+    service: str,
+    options: ClientIdentity,
+    environment: tuple[tuple[str, str], ...],
+    max_attempts: int,
 ) -> Any:
     """`environment` is part of the cache key only: a changed AWS_* variable gets a new client."""
+    # A session per client: the Kinesis client's parser settings stay its own.
+    session = _new_session(options)
+    credentials = credentials_for(options, environment)
+    if credentials is not None:
+        session._credentials = credentials  # botocore has no public setter for refreshable ones
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=32,
+    )
+    endpoint_url = options.endpoint_url
+    if service == "kinesis":
+        # Arrival times stay epoch seconds: turning 10,000 of them per call into
+        # tz-aware datetimes costs more than the rest of a read.
+        parsers = session.get_component("response_parser_factory")
+        parsers.set_parser_defaults(timestamp_parser=float)
+    else:
+        endpoint_url = s3_endpoint_url(endpoint_url)
+        if endpoint_url:
+            # An emulator answers on one host: buckets go in the path, not the host name.
+            config = config.merge(Config(s3={"addressing_style": "path"}))
+    try:
+        return session.create_client(service, endpoint_url=endpoint_url, config=config)
+    except NoRegionError as error:
+        raise KinesisSourceError(
+            "no AWS region: set the region option (or AWS_DEFAULT_REGION, or a profile's region)"
+        ) from error
+
+
+@functools.cache
+def credentials_for(
+    options: ClientIdentity, environment: tuple[tuple[str, str], ...]
+) -> Credentials | None:
+    """This process's credentials for an identity, shared by its clients (Kinesis, S3).
+
+    With a role: refreshable ones, which call AssumeRole when first used and again
+    before they expire, so a query running for days keeps working past the role's
+    hour without building a client per batch. Else the keys, or the default chain's.
+    `environment` is part of the cache key only, as in `_client_for`.
+    """
+    session = _new_session(options)
+    if options.role_arn:
+        return _assume_role(session, options)
+    return session.get_credentials()
+
+
+def _new_session(options: ClientIdentity) -> botocore.session.Session:
     session = botocore.session.get_session()
     session.register_component("data_loader", _shared_loader())
     if options.access_key_id and options.secret_access_key:
@@ -134,35 +211,19 @@ def _client_for(
         )
     if options.region:
         session.set_config_variable("region", options.region)
-    if options.role_arn:
-        _assume_role(session, options)
-    # Arrival times stay epoch seconds: turning 10,000 of them per call into
-    # tz-aware datetimes costs more than the rest of a read.
-    parsers = session.get_component("response_parser_factory")
-    parsers.set_parser_defaults(timestamp_parser=float)
-    config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=5,
-        read_timeout=30,
-        max_pool_connections=32,
-    )
-    try:
-        return session.create_client("kinesis", endpoint_url=options.endpoint_url, config=config)
-    except NoRegionError as error:
-        raise KinesisSourceError(
-            "no AWS region: set the region option (or AWS_DEFAULT_REGION, or a profile's region)"
-        ) from error
+    return session
 
 
 @functools.cache
 def _shared_loader() -> Any:
-    # Its cache keeps Kinesis' parsed service model: a new session would parse it
+    # Its cache keeps each service's parsed model: a new session would parse it
     # again, 50 ms of every task's start.
     return botocore.loaders.create_loader()
 
 
-def _assume_role(session: botocore.session.Session, options: ClientIdentity) -> None:
-    # Refreshable, so a query running for days keeps working past the role's hour.
+def _assume_role(
+    session: botocore.session.Session, options: ClientIdentity
+) -> DeferredRefreshableCredentials:
     extra_args = {"RoleSessionName": options.role_session_name}
     if options.role_external_id:
         extra_args["ExternalId"] = options.role_external_id
@@ -175,10 +236,9 @@ def _assume_role(session: botocore.session.Session, options: ClientIdentity) -> 
         role_arn=options.role_arn,
         extra_args=extra_args,
     )
-    credentials = DeferredRefreshableCredentials(
+    return DeferredRefreshableCredentials(
         method="assume-role", refresh_using=fetcher.fetch_credentials
     )
-    session._credentials = credentials  # botocore has no public setter for refreshable ones
 
 
 def call(options: KinesisOptions, operation: Callable[..., T], **kwargs: Any) -> T:

@@ -157,7 +157,7 @@ class KinesisOptions:
             min_fetch_period_s=_min_fetch_period_s(values),
             max_fetch_duration_s=_positive_duration_s(values, "max_fetch_duration_s"),
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
-            metadata_path=_local_directory(values, "metadata_path"),
+            metadata_path=_notes_path(values, "metadata_path"),
         )
 
     def starting_position_for(self, shard_id: str) -> Position:
@@ -335,15 +335,32 @@ def _boolean(values: Mapping[str, str], name: str, *, default: bool) -> bool:
     return text == "true"
 
 
-def _local_directory(values: Mapping[str, str], name: str) -> str | None:
+_S3_SCHEMES = ("s3://", "s3a://")
+
+
+def s3_location(path: str) -> tuple[str, str] | None:
+    """(bucket, prefix) of an `s3://` or `s3a://` URL; None for any other path."""
+    for scheme in _S3_SCHEMES:
+        if path.startswith(scheme):
+            bucket, _, prefix = path[len(scheme) :].partition("/")
+            return bucket, prefix.strip("/")
+    return None
+
+
+def _notes_path(values: Mapping[str, str], name: str) -> str | None:
+    """A directory every node sees, or an S3 prefix (`s3://bucket/prefix`)."""
     if name not in values:
         return None
     path = values[name].strip()
     if path.startswith("file://"):
         path = path[len("file://") :]
+    location = s3_location(path)
+    if location is not None and location[0]:
+        return path
     if not path or "://" in path:
         raise KinesisOptionError(
             f"{_option_names(name)} must be a directory path that the driver and every "
-            f"executor see (local, or a shared mount such as NFS or EFS), not {values[name]!r}"
+            f"executor see (local, or a shared mount such as NFS or EFS) or an S3 prefix "
+            f"(s3://bucket/prefix), not {values[name]!r}"
         )
     return path

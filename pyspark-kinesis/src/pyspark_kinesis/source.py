@@ -16,13 +16,14 @@ last batch stopped before the records that arrived after that batch was
 planned, and its note says when the first of them arrived (`peek_from_end`),
 so a shard that always has records is read once per batch, by its task.
 
-The task that reads a shard's batch notes where it ended in a small file under
-`metadataPath` (`EndStore`, the AWS connector's design), once: a later attempt
+The task that reads a shard's batch notes where it ended in a small document
+under `metadataPath` (`ends`, the AWS connector's design): a file in a directory
+every node sees, or an object under an `s3://` prefix. Once: a later attempt
 of the same task that read to another end fails, and its retry reads exactly
 to the note. The driver starts the next batch there, a retried or replayed
 task reads exactly to it, and `commit` removes the notes of the batch before
 the one Spark committed. Without a note (executors on other machines and no
-shared `metadataPath`) the driver reads the batch's records again to find the
+`metadataPath` they all reach) the driver reads the batch's records again to find the
 same end. That is exact only if the task saw every record the driver sees, so
 until the driver has seen a note, a batch takes only records that arrived
 VISIBILITY_MARGIN_S (2 s) before it was planned (`_planning_instant`).
@@ -41,7 +42,8 @@ Limits: the bound is Kinesis' approximate arrival time against the driver's
 clock, so clocks should agree (NTP). A record Kinesis shows later than its
 arrival time falls to the next batch when notes are seen; without notes it is
 read in its batch if Kinesis shows it within 2 s, and one shown later still
-can be skipped: on clusters, give every node the same `metadataPath`. After a
+can be skipped: on clusters, set `metadataPath` to a directory every node
+shares or to an `s3://` prefix. After a
 restart, the notes of the batch before the first commit stay behind.
 `maxRecordsPerTrigger` and the per-shard limit count rows (user records, after
 KPL de-aggregation), so a batch may end inside an aggregate; the trigger's
@@ -86,7 +88,8 @@ from pyspark.sql.types import (
 )
 
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
-from pyspark_kinesis.ends import EndStore
+from pyspark_kinesis.completions import refuse_s3_markers
+from pyspark_kinesis.ends import end_store
 from pyspark_kinesis.extra_options import (
     BatchReadOptions,
     SinkOptions,
@@ -190,12 +193,14 @@ class KinesisDataSource(DataSource):
         """`df.write.format("kinesis")`: see `pyspark_kinesis.sink`."""
         refuse_options_of_another_use(self.options, "sink")
         check_input_schema(schema)
+        refuse_s3_markers(self.kinesis_options.metadata_path)
         return KinesisBatchWriter(self.sink_options)
 
     def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
         """`df.writeStream.format("kinesis")`: see `pyspark_kinesis.sink`."""
         refuse_options_of_another_use(self.options, "sink")
         check_input_schema(schema)
+        refuse_s3_markers(self.kinesis_options.metadata_path)
         return KinesisStreamWriter(self.sink_options)
 
 
@@ -220,7 +225,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def __init__(self, options: KinesisOptions) -> None:
         self.options = options
-        self.ends = EndStore(options)
+        self.ends = end_store(options)
         self._client: Any = None
         self._available_now: tuple[float, frozenset[str]] | None = None
         self._initial_offset: dict[str, Any] | None = None
@@ -428,9 +433,9 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 self._warned_about_rereading = True
                 log.warning(
                     "no batch end noted under metadataPath=%s for %s; the driver reads the "
-                    "batch again to find it (slower): give the driver and every executor the "
-                    "same metadataPath",
-                    self.ends.root,
+                    "batch again to find it (slower): set metadataPath to a directory the "
+                    "driver and every executor share, or to an s3:// prefix",
+                    self.ends.location,
                     shard_id,
                 )
             # The task's last read of the shard is unknown: one period after now is safe.
