@@ -212,6 +212,8 @@ def test_missing_stream_is_rejected() -> None:
         ("maxFetchDuration", "soon"),
         ("maxFetchDuration", "0s"),
         ("failOnDataLoss", "yes"),
+        ("readRetryDeadline", "soon"),
+        ("readRetryDeadline", "0s"),
         ("metadataPath", "hdfs://namenode/ends"),
         ("metadataPath", "s3:///no-bucket"),
         ("kinesis.metadataPath", " "),

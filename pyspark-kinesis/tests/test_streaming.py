@@ -430,3 +430,28 @@ def test_under_aws_read_limits_a_query_is_never_throttled_and_loses_nothing(
         for event in ("throttled_reads", "throttled_iterators", "limited_control_plane_calls")
     }
     assert refused == dict.fromkeys(refused, 0)
+
+
+def test_under_server_errors_and_dropped_connections_a_query_reads_every_record_once(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 100))
+    # 60% of reads fail: botocore's own 5 attempts all fail for 8% of calls.
+    kinesis_proxy.behaviours = Behaviours(
+        server_error_probability=0.2,
+        unavailable_probability=0.2,
+        dropped_connection_probability=0.2,
+    )
+    frame = source(
+        spark,
+        kinesis_proxy.url,
+        stream,
+        startingPosition="TRIM_HORIZON",
+        maxRecordsPerTrigger="50",
+        maxRecordsPerFetch="10",
+    )
+    log = drain(frame, tmp_path)
+    assert log.numbers == list(range(100))  # each once: nothing lost, nothing doubled
+    faults = ("server_errors", "unavailable", "dropped_connections")
+    assert all(kinesis_proxy.events[fault] > 0 for fault in faults)

@@ -4,10 +4,14 @@ Clients never travel inside pickled Spark state: each process (the driver's
 planner, each Python worker) makes one per service, identity and endpoint on
 first use and keeps it, so a task does not build a client (nor, with a role,
 call AssumeRole) per batch; an identity's credentials are shared by its Kinesis
-and S3 (batch-end notes) clients, and an assumed role's refresh themselves. Throttling
-is retried twice over: botocore's standard mode for brief bursts, then an outer
-retry with jittered exponential backoff for sustained throttling, so a busy
-shard slows a query down instead of failing or skipping data.
+and S3 (batch-end notes) clients, and an assumed role's refresh themselves.
+
+Throttling is retried twice over: botocore's standard mode for brief bursts,
+then an outer retry with jittered exponential backoff for sustained throttling
+(THROTTLING_PATIENCE_S), so a busy shard slows a query down instead of failing
+or skipping data. The source's reads (`read_call`) also wait out 500/503
+answers, dropped connections and read timeouts the same way, until
+`readRetryDeadline`, then fail naming the shard and what was tried.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,12 +33,18 @@ from botocore.credentials import (
     Credentials,
     DeferredRefreshableCredentials,
 )
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+)
 from tenacity import (
+    RetryCallState,
+    Retrying,
     before_sleep_log,
-    retry,
     retry_if_exception,
-    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -59,6 +70,9 @@ _BAD_CREDENTIALS = frozenset(
         "SignatureDoesNotMatch",
     }
 )
+# Answers that say the service failed, not the request: the same request may succeed later.
+_SERVER_ERROR = 500
+_SERVER_ERROR_CODES = frozenset({"InternalFailure", "ServiceUnavailable", "InternalError"})
 # Hosts of AWS's own endpoints (a Kinesis endpoint there is no S3 endpoint).
 _AWS_DOMAINS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 # Sustained throttling is waited out this long before the query fails.
@@ -243,8 +257,64 @@ def _assume_role(
 
 def call(options: KinesisOptions, operation: Callable[..., T], **kwargs: Any) -> T:
     """Calls one Kinesis operation, waiting out throttling and explaining fatal errors."""
+    return _explained(options, operation, lambda: _with_patience(operation, kwargs, None))
+
+
+def read_call(options: KinesisOptions, where: str, operation: Callable[..., T], **kwargs: Any) -> T:
+    """A read (GetRecords, GetShardIterator, ListShards) of `where` (a shard, a stream), as
+    `call`, that also waits out 500/503 answers and dropped connections or read timeouts.
+
+    Botocore tries each call 5 times; past that, the call is tried again with
+    jittered exponential backoff until `readRetryDeadline` (default 300 s), then
+    the query fails naming `where`, the operation and the last error. Reads
+    change nothing in Kinesis, so trying one again cannot double a record. A
+    connection that cannot be opened at all (a wrong endpointUrl) is not retried
+    past botocore's attempts, so a typo fails in seconds.
+    """
+    attempts: list[float] = []
+
+    def attempt() -> T:
+        attempts.append(time.monotonic())
+        return operation(**kwargs)
+
     try:
-        return _call_with_patience(operation, **kwargs)
+        return _explained(
+            options,
+            operation,
+            lambda: _with_patience(attempt, {}, options.read_retry_deadline_s),
+        )
+    except KinesisSourceError as error:
+        cause = error.__cause__
+        if cause is None or not _is_transient(cause):
+            raise
+        raise KinesisSourceError(_gave_up(options, where, operation, attempts, cause)) from cause
+    except ClientError as error:
+        if not _is_transient(error):
+            raise
+        raise KinesisSourceError(_gave_up(options, where, operation, attempts, error)) from error
+
+
+def _gave_up(
+    options: KinesisOptions,
+    where: str,
+    operation: Callable[..., Any],
+    attempts: list[float],
+    error: BaseException,
+) -> str:
+    name = _operation_name(operation)
+    spent = attempts[-1] - attempts[0] if attempts else 0.0
+    return (
+        f"{name} on {where} kept failing: tried {len(attempts)} times over {spent:.0f}s (each "
+        f"try is botocore's own attempts), until readRetryDeadline="
+        f"{options.read_retry_deadline_s:g}s; last error: {error}. Kinesis answered 500/503 or "
+        "dropped the connection throughout: check the service's health, or raise "
+        "readRetryDeadline"
+    )
+
+
+def _explained(options: KinesisOptions, operation: Callable[..., T], run: Callable[[], T]) -> T:
+    try:
+        return run()
     except NoCredentialsError as error:
         raise KinesisSourceError(
             "no AWS credentials found: set awsAccessKeyId/awsSecretKey, or provide them "
@@ -262,15 +332,48 @@ def call(options: KinesisOptions, operation: Callable[..., T], **kwargs: Any) ->
         ) from error
 
 
-@retry(
-    retry=retry_if_exception(_is_throttling),
-    wait=wait_random_exponential(multiplier=0.2, max=10),
-    stop=stop_after_delay(THROTTLING_PATIENCE_S),
-    before_sleep=before_sleep_log(log, logging.DEBUG),
-    reraise=True,
-)
-def _call_with_patience(operation: Callable[..., T], **kwargs: Any) -> T:
-    return operation(**kwargs)
+def _with_patience(
+    operation: Callable[..., T], kwargs: dict[str, Any], transient_patience_s: float | None
+) -> T:
+    """`operation(**kwargs)`, tried again on throttling for THROTTLING_PATIENCE_S and, if
+    `transient_patience_s` is given, on transient failures (`_is_transient`) for that long."""
+
+    def patience_for(error: BaseException | None) -> float | None:
+        if error is None:
+            return None
+        if _is_throttling(error):
+            return THROTTLING_PATIENCE_S
+        if transient_patience_s is not None and _is_transient(error):
+            return transient_patience_s
+        return None
+
+    def out_of_patience(state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        return (state.seconds_since_start or 0.0) >= (patience_for(error) or 0.0)
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda error: patience_for(error) is not None),
+        wait=wait_random_exponential(multiplier=0.2, max=10),
+        stop=out_of_patience,
+        before_sleep=before_sleep_log(log, logging.DEBUG),
+        reraise=True,
+    )
+    return retrying(operation, **kwargs)
+
+
+def _is_transient(error: BaseException) -> bool:
+    """A 5xx answer, a connection dropped mid-call or a read timeout: trying again may work."""
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return int(status) >= _SERVER_ERROR or error_code(error) in _SERVER_ERROR_CODES
+    # HTTPClientError: ConnectionClosedError, ReadTimeoutError (the connection was made);
+    # not EndpointConnectionError or ConnectTimeoutError, where it never was.
+    return isinstance(error, HTTPClientError)
+
+
+def _operation_name(operation: Callable[..., Any]) -> str:
+    name = getattr(operation, "__name__", "call")
+    return "".join(part.capitalize() for part in str(name).split("_"))
 
 
 def _region_of(operation: Callable[..., Any]) -> str | None:

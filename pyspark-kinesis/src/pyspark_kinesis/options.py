@@ -61,6 +61,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "idle_between_reads_ms": ("kinesis.executor.idleTimeBetweenReadsInMs",),
     "add_idle_between_reads": ("kinesis.executor.addIdleTimeBetweenReads",),
     "max_fetch_duration_s": ("maxFetchDuration",),
+    "read_retry_deadline_s": ("readRetryDeadline",),
     "fail_on_data_loss": ("failOnDataLoss", "kinesis.failOnDataLoss"),
     "metadata_path": ("metadataPath", "kinesis.metadataPath"),
 }
@@ -70,6 +71,8 @@ _SECRET_FIELDS = frozenset(
     {"access_key_id", "secret_access_key", "session_token", "role_external_id"}
 )
 
+# How long a read keeps retrying 500/503 answers and dropped connections before failing.
+DEFAULT_READ_RETRY_DEADLINE_S = 300.0
 # GetRecords returns at most 10,000 records per call (Kinesis API limit).
 MAX_RECORDS_PER_FETCH = 10_000
 # 4 GetRecords/s per shard, inside AWS's 5, counting the driver's look and the tasks together.
@@ -108,6 +111,7 @@ class KinesisOptions:
     max_fetch_rate_mb: float | None = None
     min_fetch_period_s: float = DEFAULT_MIN_FETCH_PERIOD_S
     max_fetch_duration_s: float | None = None
+    read_retry_deadline_s: float = DEFAULT_READ_RETRY_DEADLINE_S
     fail_on_data_loss: bool = True
     metadata_path: str | None = None
 
@@ -156,6 +160,10 @@ class KinesisOptions:
             max_fetch_rate_mb=_positive_float(values, "max_fetch_rate_mb"),
             min_fetch_period_s=_min_fetch_period_s(values),
             max_fetch_duration_s=_positive_duration_s(values, "max_fetch_duration_s"),
+            read_retry_deadline_s=(
+                _positive_duration_s(values, "read_retry_deadline_s")
+                or DEFAULT_READ_RETRY_DEADLINE_S
+            ),
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
             metadata_path=_notes_path(values, "metadata_path"),
         )

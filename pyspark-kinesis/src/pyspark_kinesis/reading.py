@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pyspark_kinesis.aggregation import UserRecord, user_records
-from pyspark_kinesis.client import KinesisSourceError, call, error_code
+from pyspark_kinesis.client import KinesisSourceError, error_code, read_call
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, parse_position, skips
 from pyspark_kinesis.shards import Take
@@ -79,8 +79,12 @@ class ShardCursor:
             self._iterator = self._open_iterator()
         self._pace()
         try:
-            answer = call(
-                self.options, self.client.get_records, ShardIterator=self._iterator, Limit=limit
+            answer = read_call(
+                self.options,
+                self._where,
+                self.client.get_records,
+                ShardIterator=self._iterator,
+                Limit=limit,
             )
         except ClientError as error:
             if error_code(error) != "ExpiredIteratorException":
@@ -100,6 +104,10 @@ class ShardCursor:
         return Fetch(records, self.exhausted, behind, skipped=len(returned) - len(records))
 
     @property
+    def _where(self) -> str:
+        return f"shard {self.shard_id} of stream {self.options.stream_name!r}"
+
+    @property
     def next_iterator(self) -> str | None:
         return self._iterator
 
@@ -113,8 +121,9 @@ class ShardCursor:
 
     def _open_iterator(self) -> str:
         try:
-            answer = call(
+            answer = read_call(
                 self.options,
+                self._where,
                 self.client.get_shard_iterator,
                 StreamName=self.options.stream_name,
                 ShardId=self.shard_id,

@@ -87,7 +87,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from pyspark_kinesis.client import KinesisSourceError, call, make_client
+from pyspark_kinesis.client import KinesisSourceError, make_client, read_call
 from pyspark_kinesis.completions import refuse_s3_markers
 from pyspark_kinesis.ends import end_store
 from pyspark_kinesis.extra_options import (
@@ -405,8 +405,9 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def _list_shards(self) -> list[Shard]:
         shards: list[Shard] = []
         request: dict[str, Any] = {"StreamName": self.options.stream_name}
+        where = f"stream {self.options.stream_name!r}"
         while True:
-            answer = call(self.options, self.client.list_shards, **request)
+            answer = read_call(self.options, where, self.client.list_shards, **request)
             shards.extend(Shard.from_listing(entry) for entry in answer["Shards"])
             if not answer.get("NextToken"):
                 return shards
