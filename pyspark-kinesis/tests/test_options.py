@@ -238,6 +238,21 @@ def test_metadata_path_is_a_shared_directory_or_an_s3_prefix(value: str, path: s
     assert parse(metadataPath=value).metadata_path == path
 
 
+def test_s3_notes_go_to_s3_endpoint_url_else_to_a_non_aws_endpoint_url() -> None:
+    from pyspark_kinesis.client import make_s3_client
+
+    def s3_endpoint(**options: str) -> str:
+        given = {"metadataPath": "s3://bucket/ends", "region": "eu-west-1", **options}
+        return str(make_s3_client(parse(**given)).meta.endpoint_url)
+
+    assert s3_endpoint(endpointUrl="http://127.0.0.1:4566") == "http://127.0.0.1:4566"
+    assert s3_endpoint(
+        endpointUrl="http://127.0.0.1:4567", s3EndpointUrl="http://127.0.0.1:4566"
+    ) == ("http://127.0.0.1:4566")
+    aws_kinesis = "https://kinesis.eu-west-1.amazonaws.com"
+    assert s3_endpoint(endpointUrl=aws_kinesis) == "https://s3.eu-west-1.amazonaws.com"
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [("200ms", 0.2), ("2s", 2.0), ("1.5", 1.5), ("3 sec", 3.0), ("1m", 60.0), ("2 MINUTES", 120.0)],

@@ -8,9 +8,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.credentials import RefreshableCredentials
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
+from pyspark_kinesis.client import KinesisSourceError, make_client
 from pyspark_kinesis.positions import TRIM_HORIZON
-from pyspark_kinesis.shards import progress_from_offset
+from pyspark_kinesis.shards import ShardProgress, Take, progress_from_offset, progress_to_offset
 from pyspark_kinesis.source import DEFAULT_MAX_RECORDS_PER_SHARD, KinesisStreamReader
 from test_reading import SHARD_0, options_for, shard_ids
 
@@ -32,11 +34,13 @@ def fill_every_shard(kinesis_client: Any, stream: str, per_shard: int) -> None:
         )
 
 
-def reader_noting_in(folder: Path | str, endpoint: str, stream: str) -> KinesisStreamReader:
+def reader_noting_in(
+    folder: Path | str, endpoint: str, stream: str, **overrides: Any
+) -> KinesisStreamReader:
     """A reader of `stream` from TRIM_HORIZON, its tasks noting batch ends in `folder`
     (a directory, or an s3:// prefix)."""
     options = options_for(
-        endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(folder)
+        endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(folder), **overrides
     )
     return KinesisStreamReader(options)
 
@@ -188,3 +192,74 @@ def test_a_busy_shard_is_read_once_per_batch_by_its_task(
     start, end = end, plan(reader, end)
     assert kinesis_proxy.events["calls:GetRecords"] == reads_so_far
     assert len(run_batch(reader, start, end)) == 2
+
+
+@pytest.mark.parametrize("store", ["directory", "s3"])
+def test_of_two_attempts_racing_on_one_note_the_first_to_note_wins_and_the_other_fails(
+    kinesis_proxy: Any,
+    kinesis_client: Any,
+    stream_factory: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    store: str,
+) -> None:
+    stream = stream_factory(1)
+    notes: Path | str = tmp_path
+    s3_endpoint: dict[str, str] = {}
+    if store == "s3":
+        notes = f"s3://{request.getfixturevalue('s3_bucket')}/checkpoint/kinesis-ends"
+        # Kinesis through the proxy, S3 straight to LocalStack.
+        s3_endpoint["s3_endpoint_url"] = request.getfixturevalue("kinesis_endpoint")
+    reader = reader_noting_in(notes, kinesis_proxy.url, stream, **s3_endpoint)
+    kinesis_proxy.behaviours = Behaviours(visibility_delay_s=4.0)
+    kinesis_client.put_record(StreamName=stream, Data=b"first", PartitionKey="k")
+    shown(kinesis_proxy, stream, 1)
+    kinesis_client.put_record(StreamName=stream, Data=b"second", PartitionKey="k")
+    # One batch, taking both records; two attempts of its task, as Spark may run
+    # (a speculative copy, or a retry while a lost executor still runs the first).
+    take = Take(until_s=time.time(), limit=10)
+    (batch,) = reader.partitions(
+        {}, progress_to_offset({SHARD_0: ShardProgress(TRIM_HORIZON, take=take)})
+    )
+
+    def payloads(attempt: Any) -> list[bytes]:
+        return [payload for chunk in attempt for payload in chunk.column("data").to_pylist()]
+
+    slow = reader.read(batch)
+    # The slow attempt reads before "second" shows, finds no note and stops at "first"
+    # (a generator paused after its records, before it notes its end).
+    assert payloads([next(slow)]) == [b"first"]
+    shown(kinesis_proxy, stream, 2)
+    assert payloads(reader.read(batch)) == [b"first", b"second"]  # notes its end first
+    with pytest.raises(KinesisSourceError, match="another attempt of this task read shard"):
+        next(slow)
+    # Spark keeps the winner's output; the loser's retry reads exactly to the note.
+    assert payloads(reader.read(batch)) == [b"first", b"second"]
+
+
+def test_an_assumed_role_is_one_client_per_process_with_credentials_that_refresh(
+    kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+) -> None:
+    stream = stream_factory(1)
+    role = {"role_arn": "arn:aws:iam::000000000000:role/reader"}
+    # LocalStack's STS answers AssumeRole with temporary keys and an expiry, as AWS does.
+    reader = reader_noting_in(
+        tmp_path, kinesis_endpoint, stream, sts_endpoint_url=kinesis_endpoint, **role
+    )
+    start = reader.initialOffset()
+    clients = []
+    for _ in range(3):
+        fill_every_shard(kinesis_client, stream, 2)
+        end = plan(reader, start)
+        assert len(run_batch(reader, start, end)) == 2  # the task's read: make_client inside
+        clients.append(make_client(reader.options))
+        start = end
+    assert all(client is clients[0] for client in clients)
+    credentials = clients[0]._request_signer._credentials
+    assert isinstance(credentials, RefreshableCredentials)
+    assert credentials.method == "assume-role"
+    assert credentials.get_frozen_credentials().access_key != "test"  # the role's, from STS
+    # botocore has no public getter for the expiry it refreshes before.
+    expiry = credentials._expiry_time
+    assert expiry is not None and expiry.timestamp() > time.time()
+    assert not credentials.refresh_needed()

@@ -135,25 +135,25 @@ def make_client(options: KinesisOptions, *, max_attempts: int = 5) -> Any:
     botocore rather than boto3: boto3's import (s3transfer) would add a third of
     a second to every query's start, for nothing the source uses.
     """
-    return _client_for("kinesis", ClientIdentity.of(options), _aws_environment(), max_attempts)
+    identity = ClientIdentity.of(options)
+    return _client_for("kinesis", options.endpoint_url, identity, _aws_environment(), max_attempts)
 
 
 def make_s3_client(options: KinesisOptions) -> Any:
     """This process's S3 client for the options' identity (where batch-end notes go).
 
     Same credentials as the Kinesis client (one assumed role, refreshed, for
-    both) and region; its endpoint is `endpointUrl` unless that names an AWS
-    host (LocalStack serves every service on one port; AWS has one host per
-    service), so on AWS it is S3's own endpoint.
+    both) and region. Its endpoint is `s3EndpointUrl`, else `endpointUrl` unless
+    that names an AWS host (LocalStack serves every service on one port; AWS has
+    one host per service), else S3's own endpoint for the region.
     """
-    return _client_for("s3", ClientIdentity.of(options), _aws_environment(), 5)
+    endpoint_url = options.s3_endpoint_url or _unless_aws(options.endpoint_url)
+    return _client_for("s3", endpoint_url, ClientIdentity.of(options), _aws_environment(), 5)
 
 
-def s3_endpoint_url(endpoint_url: str | None) -> str | None:
+def _unless_aws(endpoint_url: str | None) -> str | None:
     host = urlsplit(endpoint_url or "").hostname or ""
-    if not endpoint_url or host.endswith(_AWS_DOMAINS):
-        return None
-    return endpoint_url
+    return None if host.endswith(_AWS_DOMAINS) else endpoint_url
 
 
 def _aws_environment() -> tuple[tuple[str, str], ...]:
@@ -164,6 +164,7 @@ def _aws_environment() -> tuple[tuple[str, str], ...]:
 @functools.cache
 def _client_for(
     service: str,
+    endpoint_url: str | None,
     options: ClientIdentity,
     environment: tuple[tuple[str, str], ...],
     max_attempts: int,
@@ -180,17 +181,14 @@ def _client_for(
         read_timeout=30,
         max_pool_connections=32,
     )
-    endpoint_url = options.endpoint_url
     if service == "kinesis":
         # Arrival times stay epoch seconds: turning 10,000 of them per call into
         # tz-aware datetimes costs more than the rest of a read.
         parsers = session.get_component("response_parser_factory")
         parsers.set_parser_defaults(timestamp_parser=float)
-    else:
-        endpoint_url = s3_endpoint_url(endpoint_url)
-        if endpoint_url:
-            # An emulator answers on one host: buckets go in the path, not the host name.
-            config = config.merge(Config(s3={"addressing_style": "path"}))
+    elif endpoint_url:
+        # An emulator answers on one host: buckets go in the path, not the host name.
+        config = config.merge(Config(s3={"addressing_style": "path"}))
     try:
         return session.create_client(service, endpoint_url=endpoint_url, config=config)
     except NoRegionError as error:

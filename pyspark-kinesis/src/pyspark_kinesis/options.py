@@ -64,6 +64,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "read_retry_deadline_s": ("readRetryDeadline",),
     "fail_on_data_loss": ("failOnDataLoss", "kinesis.failOnDataLoss"),
     "metadata_path": ("metadataPath", "kinesis.metadataPath"),
+    "s3_endpoint_url": ("s3EndpointUrl",),
 }
 _FIELD_BY_NAME = {alias.lower(): name for name, aliases in _ALIASES.items() for alias in aliases}
 # The fields KinesisOptions keeps out of its repr: error messages hide them too.
@@ -114,6 +115,8 @@ class KinesisOptions:
     read_retry_deadline_s: float = DEFAULT_READ_RETRY_DEADLINE_S
     fail_on_data_loss: bool = True
     metadata_path: str | None = None
+    # S3's endpoint for an s3:// metadataPath; by default endpointUrl unless that is AWS's.
+    s3_endpoint_url: str | None = None
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> KinesisOptions:
@@ -166,6 +169,7 @@ class KinesisOptions:
             ),
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
             metadata_path=_notes_path(values, "metadata_path"),
+            s3_endpoint_url=values.get("s3_endpoint_url") or None,
         )
 
     def starting_position_for(self, shard_id: str) -> Position:
