@@ -299,9 +299,10 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if not with_records and progress == known:
             return start  # nothing to read: Spark runs no batch
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
-        turn = int(start.get("turn", 0))
+        # A shard id; older checkpoints carry an index ("turn"), which only restarts the turn.
+        last_served = start.get("lastServed")
         cap = self.options.max_records_per_shard or DEFAULT_MAX_RECORDS_PER_SHARD
-        shares = _split(budget, with_records, cap, turn)
+        shares, last_served = _split(budget, with_records, cap, last_served)
         window = self.options.max_fetch_duration_s
         for shard_id, share in shares.items():
             if share == 0:
@@ -313,8 +314,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             take = Take(shard_until_s, share)
             progress[shard_id] = ShardProgress(progress[shard_id].position, take=take)
         offset = progress_to_offset(progress)
-        if budget is not None:
-            offset["turn"] = turn + budget % max(1, len(with_records))
+        if last_served is not None:
+            offset["lastServed"] = last_served
         return offset
 
     def _planning_instant(self, cutoff_s: float | None) -> float:
@@ -504,24 +505,31 @@ def _takes(progress: Progress) -> frozenset[tuple[str, Position, Take]]:
 
 
 def _split(
-    budget: int | None, shard_ids: list[str], per_shard_cap: int, turn: int
-) -> dict[str, int]:
-    """Each shard's share of `budget`, at most `per_shard_cap`.
+    budget: int | None, shard_ids: list[str], per_shard_cap: int, last_served: str | None
+) -> tuple[dict[str, int], str | None]:
+    """Each shard's share of `budget`, at most `per_shard_cap`, and the last shard served.
 
-    The remainder goes to the shards from the `turn`-th on, and the offset
-    carries the next turn forward (`turn + remainder`), so with a budget smaller
-    than the shard count every shard gets records within a few batches, and a
-    replayed batch gets the same shares.
+    The remainder goes to the shards in shard-id order from the first after
+    `last_served` on (wrapping round), and the offset carries the last of them
+    forward (the last of the round when there is no remainder), so with a budget
+    smaller than the shard count every shard gets records within a few batches,
+    even as the shards with records change from batch to batch; a replayed batch
+    keeps the shares its offset logged.
     """
-    if budget is None:
-        return dict.fromkeys(shard_ids, per_shard_cap)
-    share, extra = divmod(budget, len(shard_ids))
-    first = turn % len(shard_ids)
-    rotated = shard_ids[first:] + shard_ids[:first]
-    return {
+    if budget is None or not shard_ids:
+        return dict.fromkeys(shard_ids, per_shard_cap), last_served
+    ordered = sorted(shard_ids)
+    share, extra = divmod(budget, len(ordered))
+    first = next(
+        (index for index, shard_id in enumerate(ordered) if shard_id > (last_served or "")), 0
+    )
+    rotated = ordered[first:] + ordered[:first]
+    shares = {
         shard_id: min(share + (1 if index < extra else 0), per_shard_cap)
         for index, shard_id in enumerate(rotated)
     }
+    # Without a remainder every shard got the same share: the whole round was served.
+    return shares, rotated[extra - 1] if extra else rotated[-1]
 
 
 def _to_arrow(
