@@ -14,7 +14,9 @@ everything that fixes a batch's records (stream, shard, start, take), so they
 never go stale. Each is written once: the first attempt of a task to finish
 notes its end, and a later attempt that read to another end fails rather than
 let two ends stand (a directory: a hard link that fails if the file exists; S3:
-a conditional write, `If-None-Match: *`). The reader removes a batch's notes
+a conditional write, `If-None-Match: *`, which AWS S3 and LocalStack 4.14 honour;
+an S3-compatible store that ignores it lets a later attempt's note replace the
+first). The reader removes a batch's notes
 once Spark has committed the batch after it (`KinesisStreamReader.commit`).
 """
 
