@@ -71,7 +71,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @contextmanager
 def _localstack(**settings: str) -> Iterator[str]:
-    container = DockerContainer(LOCALSTACK_IMAGE).with_env("SERVICES", "kinesis")
+    # S3 holds the source's batch-end notes when checkpoints live there; STS assumes roles.
+    container = DockerContainer(LOCALSTACK_IMAGE).with_env("SERVICES", "kinesis,s3,sts")
     # The emulator's artificial 500 ms delay on stream operations only slows tests.
     container.with_env("KINESIS_LATENCY", "0")
     for name, value in settings.items():
@@ -133,11 +134,16 @@ def _dummy_aws_credentials() -> None:
 
 
 def localstack_kinesis(url: str) -> Any:
-    """A Kinesis client for the LocalStack at `url`, built by localstack-client: the
+    """A Kinesis client for the LocalStack at `url`."""
+    return localstack_service(url, "kinesis")
+
+
+def localstack_service(url: str, service: str) -> Any:
+    """A client of `service` at the LocalStack at `url`, built by localstack-client: the
     emulator's endpoint and dummy keys, without boilerplate."""
     host = url.removeprefix("http://")
     return localstack_client.session.Session(localstack_host=host, region_name=REGION).client(
-        "kinesis"
+        service
     )
 
 
@@ -150,6 +156,25 @@ def localstack_kinesis_client() -> Callable[[str], Any]:
 @pytest.fixture
 def kinesis_client(kinesis_endpoint: str) -> Any:
     return localstack_kinesis(kinesis_endpoint)
+
+
+@pytest.fixture
+def s3_client(kinesis_endpoint: str) -> Any:
+    """An S3 client of the session's LocalStack (the container its Kinesis runs in)."""
+    return localstack_service(kinesis_endpoint, "s3")
+
+
+@pytest.fixture
+def s3_bucket(s3_client: Any) -> Iterator[str]:
+    """A fresh bucket on the session's LocalStack S3, emptied and deleted after the test."""
+    s3 = s3_client
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    yield name
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for entry in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=entry["Key"])
+    s3.delete_bucket(Bucket=name)
 
 
 @pytest.fixture

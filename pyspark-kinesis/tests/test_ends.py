@@ -1,11 +1,12 @@
-"""EndStore: batch ends noted as files, found again by what fixed the batch."""
+"""Batch-end notes in both stores, picked by the path's scheme: a directory, and LocalStack S3."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pyspark_kinesis.ends import EndStore
+from pyspark_kinesis.ends import EndStore, end_store
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
 from pyspark_kinesis.reading import ShardEnd
@@ -16,15 +17,43 @@ pytestmark = pytest.mark.unit
 SHARD = "shardId-000000000000"
 TAKE = Take(until_s=1_764_000_000.25, limit=10)
 END = ShardEnd(after("49590000000000000000000000002"), ended=False, records=10)
+OTHER_END = ShardEnd(after("49590000000000000000000000009"), ended=False, records=10)
 
 
-def store(root: Path, stream: str = "events") -> EndStore:
-    return EndStore(KinesisOptions(stream_name=stream, metadata_path=str(root)))
+@pytest.fixture(params=["directory", "s3"])
+def notes_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where notes go: a local directory, or a prefix in a fresh LocalStack bucket."""
+    if request.param == "directory":
+        return str(tmp_path / "ends")
+    bucket = request.getfixturevalue("s3_bucket")
+    return f"s3://{bucket}/checkpoints/kinesis-ends"
 
 
-def test_a_noted_end_is_found_by_the_same_shard_start_and_take(tmp_path: Path) -> None:
-    store(tmp_path).put(SHARD, TRIM_HORIZON, TAKE, END)
-    assert store(tmp_path).get(SHARD, TRIM_HORIZON, TAKE) == END
+@pytest.fixture
+def endpoint(kinesis_endpoint: str) -> str:
+    return kinesis_endpoint
+
+
+def store(path: str, endpoint: str, stream: str = "events") -> EndStore:
+    return end_store(
+        KinesisOptions.parse(
+            {
+                "streamName": stream,
+                "metadataPath": path,
+                "endpointUrl": endpoint,
+                "region": "us-east-1",
+                "awsAccessKeyId": "test",
+                "awsSecretKey": "test",
+            }
+        )
+    )
+
+
+def test_a_noted_end_is_found_by_the_same_shard_start_and_take(
+    notes_path: str, endpoint: str
+) -> None:
+    store(notes_path, endpoint).put(SHARD, TRIM_HORIZON, TAKE, END)
+    assert store(notes_path, endpoint).get(SHARD, TRIM_HORIZON, TAKE) == END
 
 
 @pytest.mark.parametrize(
@@ -38,23 +67,21 @@ def test_a_noted_end_is_found_by_the_same_shard_start_and_take(tmp_path: Path) -
     ],
 )
 def test_another_batch_finds_no_end(
-    tmp_path: Path, shard_id: str, start: Position, take: Take, stream: str
+    notes_path: str, endpoint: str, shard_id: str, start: Position, take: Take, stream: str
 ) -> None:
-    store(tmp_path).put(SHARD, TRIM_HORIZON, TAKE, END)
-    assert store(tmp_path, stream).get(shard_id, start, take) is None
+    store(notes_path, endpoint).put(SHARD, TRIM_HORIZON, TAKE, END)
+    assert store(notes_path, endpoint, stream).get(shard_id, start, take) is None
 
 
-def test_the_first_noted_end_stands(tmp_path: Path) -> None:
-    other = ShardEnd(after("49590000000000000000000000009"), ended=False, records=10)
-    assert store(tmp_path).put(SHARD, TRIM_HORIZON, TAKE, END) == END
+def test_the_first_noted_end_stands(notes_path: str, endpoint: str) -> None:
+    assert store(notes_path, endpoint).put(SHARD, TRIM_HORIZON, TAKE, END) == END
     # A second attempt of the same task, which read to another end, loses the race.
-    assert store(tmp_path).put(SHARD, TRIM_HORIZON, TAKE, other) == END
-    assert store(tmp_path).get(SHARD, TRIM_HORIZON, TAKE) == END
-    assert [path.name.startswith(".") for path in tmp_path.rglob("*")].count(True) == 0
+    assert store(notes_path, endpoint).put(SHARD, TRIM_HORIZON, TAKE, OTHER_END) == END
+    assert store(notes_path, endpoint).get(SHARD, TRIM_HORIZON, TAKE) == END
 
 
-def test_a_removed_end_is_gone_and_others_stay(tmp_path: Path) -> None:
-    ends = store(tmp_path)
+def test_a_removed_end_is_gone_and_others_stay(notes_path: str, endpoint: str) -> None:
+    ends = store(notes_path, endpoint)
     ends.put(SHARD, TRIM_HORIZON, TAKE, END)
     ends.put(SHARD, after("1"), TAKE, END)
     ends.remove(SHARD, TRIM_HORIZON, TAKE)
@@ -62,12 +89,36 @@ def test_a_removed_end_is_gone_and_others_stay(tmp_path: Path) -> None:
     assert ends.get(SHARD, after("1"), TAKE) == END
 
 
+def test_a_note_is_written_whole_with_no_partial_file_left(tmp_path: Path) -> None:
+    ends = store(str(tmp_path), "http://127.0.0.1:1")
+    ends.put(SHARD, TRIM_HORIZON, TAKE, END)
+    ends.put(SHARD, TRIM_HORIZON, TAKE, OTHER_END)
+    assert [path.name for path in tmp_path.rglob("*") if path.name.startswith(".")] == []
+
+
 def test_an_unusable_directory_costs_the_note_not_the_batch(tmp_path: Path) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    ends = store(blocked)
+    ends = store(str(blocked), "http://127.0.0.1:1")
     ends.put(SHARD, TRIM_HORIZON, TAKE, END)  # logs a warning, raises nothing
     assert ends.get(SHARD, TRIM_HORIZON, TAKE) is None
+
+
+def test_a_missing_bucket_costs_the_note_not_the_batch(endpoint: str) -> None:
+    ends = store("s3://no-such-bucket-for-notes/ends", endpoint)
+    ends.put(SHARD, TRIM_HORIZON, TAKE, END)  # logs a warning, raises nothing
+    assert ends.get(SHARD, TRIM_HORIZON, TAKE) is None
+
+
+def test_s3_notes_are_objects_under_the_path_s_prefix(
+    s3_bucket: str, s3_client: Any, endpoint: str
+) -> None:
+    store(f"s3://{s3_bucket}/checkpoints/kinesis-ends", endpoint).put(
+        SHARD, TRIM_HORIZON, TAKE, END
+    )
+    listed = s3_client.list_objects_v2(Bucket=s3_bucket)
+    (key,) = [entry["Key"] for entry in listed["Contents"]]
+    assert key.startswith(f"checkpoints/kinesis-ends/events/{SHARD}/")
 
 
 def test_a_note_written_before_next_arrival_existed_still_loads() -> None:

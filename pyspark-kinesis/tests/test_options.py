@@ -212,7 +212,10 @@ def test_missing_stream_is_rejected() -> None:
         ("maxFetchDuration", "soon"),
         ("maxFetchDuration", "0s"),
         ("failOnDataLoss", "yes"),
-        ("metadataPath", "s3://bucket/ends"),
+        ("readRetryDeadline", "soon"),
+        ("readRetryDeadline", "0s"),
+        ("metadataPath", "hdfs://namenode/ends"),
+        ("metadataPath", "s3:///no-bucket"),
         ("kinesis.metadataPath", " "),
     ],
 )
@@ -223,10 +226,31 @@ def test_bad_value_names_the_option(name: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "path"), [("/shared/ends", "/shared/ends"), ("file:///mnt/efs/ends", "/mnt/efs/ends")]
+    ("value", "path"),
+    [
+        ("/shared/ends", "/shared/ends"),
+        ("file:///mnt/efs/ends", "/mnt/efs/ends"),
+        ("s3://bucket/checkpoints/kinesis-ends", "s3://bucket/checkpoints/kinesis-ends"),
+        ("s3a://bucket/ends/", "s3a://bucket/ends/"),
+    ],
 )
-def test_metadata_path_is_a_local_or_mounted_directory(value: str, path: str) -> None:
+def test_metadata_path_is_a_shared_directory_or_an_s3_prefix(value: str, path: str) -> None:
     assert parse(metadataPath=value).metadata_path == path
+
+
+def test_s3_notes_go_to_s3_endpoint_url_else_to_a_non_aws_endpoint_url() -> None:
+    from pyspark_kinesis.client import make_s3_client
+
+    def s3_endpoint(**options: str) -> str:
+        given = {"metadataPath": "s3://bucket/ends", "region": "eu-west-1", **options}
+        return str(make_s3_client(parse(**given)).meta.endpoint_url)
+
+    assert s3_endpoint(endpointUrl="http://127.0.0.1:4566") == "http://127.0.0.1:4566"
+    assert s3_endpoint(
+        endpointUrl="http://127.0.0.1:4567", s3EndpointUrl="http://127.0.0.1:4566"
+    ) == ("http://127.0.0.1:4566")
+    aws_kinesis = "https://kinesis.eu-west-1.amazonaws.com"
+    assert s3_endpoint(endpointUrl=aws_kinesis) == "https://s3.eu-west-1.amazonaws.com"
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,18 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.credentials import RefreshableCredentials
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
+from pyspark_kinesis.client import KinesisSourceError, make_client
 from pyspark_kinesis.positions import TRIM_HORIZON
-from pyspark_kinesis.shards import Progress, by_stream, streams_from_offset
+from pyspark_kinesis.shards import (
+    Progress,
+    ShardProgress,
+    Take,
+    by_stream,
+    progress_to_offset,
+    streams_from_offset,
+)
 from pyspark_kinesis.source import DEFAULT_MAX_RECORDS_PER_SHARD, KinesisStreamReader
 from test_reading import SHARD_0, options_for, shard_ids
 
@@ -21,8 +30,13 @@ pytestmark = pytest.mark.unit
 DEADLINE_S = 60.0
 
 
-def fill_every_shard(kinesis_client: Any, stream: str, per_shard: int) -> None:
+def fill_every_shard(
+    kinesis_client: Any, stream: str, per_shard: int, only: list[str] | None = None
+) -> None:
+    """Puts `per_shard` records on every shard of `stream` (or on the shards `only` names)."""
     for shard in kinesis_client.list_shards(StreamName=stream)["Shards"]:
+        if only is not None and shard["ShardId"] not in only:
+            continue
         key = shard["HashKeyRange"]["StartingHashKey"]
         entries = [
             {"Data": b"x", "PartitionKey": "k", "ExplicitHashKey": key} for _ in range(per_shard)
@@ -32,10 +46,13 @@ def fill_every_shard(kinesis_client: Any, stream: str, per_shard: int) -> None:
         )
 
 
-def reader_noting_in(folder: Path, endpoint: str, stream: str) -> KinesisStreamReader:
-    """A reader of `stream` from TRIM_HORIZON, its tasks noting batch ends in `folder`."""
+def reader_noting_in(
+    folder: Path | str, endpoint: str, stream: str, **overrides: Any
+) -> KinesisStreamReader:
+    """A reader of `stream` from TRIM_HORIZON, its tasks noting batch ends in `folder`
+    (a directory, or an s3:// prefix)."""
     options = options_for(
-        endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(folder)
+        endpoint, stream, starting_position=TRIM_HORIZON, metadata_path=str(folder), **overrides
     )
     return KinesisStreamReader(options)
 
@@ -72,11 +89,14 @@ def test_a_budget_smaller_than_the_shard_count_reaches_every_shard_in_turn(
     kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
 ) -> None:
     stream = stream_factory(4)
-    fill_every_shard(kinesis_client, stream, 3)
+    first, *others = shard_ids(kinesis_client, stream)
+    # Which shards have records changes from batch to batch (as when some shards' records
+    # are not yet 2 s old at the first plan): the turn must still reach every shard.
+    fill_every_shard(kinesis_client, stream, 3, only=[first])
     reader = reader_noting_in(tmp_path, kinesis_endpoint, stream)
     start = reader.initialOffset()
     read: list[str] = []
-    for _ in range(4):
+    for batch in range(4):
         end = plan(reader, start, ReadMaxRows(1))
         read += [
             shard_id
@@ -85,7 +105,9 @@ def test_a_budget_smaller_than_the_shard_count_reaches_every_shard_in_turn(
         ]
         run_batch(reader, start, end)
         start = end
-    assert sorted(read) == sorted(shard_ids(kinesis_client, stream))
+        if batch == 0:
+            fill_every_shard(kinesis_client, stream, 3, only=others)
+    assert read == [first, *others]
 
 
 def test_a_batch_without_limits_takes_at_most_the_default_cap_per_shard(
@@ -100,11 +122,20 @@ def test_a_batch_without_limits_takes_at_most_the_default_cap_per_shard(
     assert state.take.limit == DEFAULT_MAX_RECORDS_PER_SHARD
 
 
+@pytest.mark.parametrize("store", ["directory", "s3"])
 def test_committing_a_batch_removes_the_notes_of_the_batch_before(
-    kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+    kinesis_endpoint: str,
+    kinesis_client: Any,
+    stream_factory: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    store: str,
 ) -> None:
     stream = stream_factory(1)
-    reader = reader_noting_in(tmp_path, kinesis_endpoint, stream)
+    notes: Path | str = tmp_path
+    if store == "s3":
+        notes = f"s3://{request.getfixturevalue('s3_bucket')}/checkpoint/kinesis-ends"
+    reader = reader_noting_in(notes, kinesis_endpoint, stream)
     ends = []
     start = reader.initialOffset()
     for _ in range(3):
@@ -157,12 +188,10 @@ def test_without_notes_a_record_shown_late_is_still_read_once(
     shown(kinesis_proxy, stream, 2)
     # Shown 1.8 s after it arrives: a task reading at once misses it, a re-read later sees it.
     kinesis_client.put_record(StreamName=stream, Data=b"later", PartitionKey="k")
-    start, end = end, plan(reader, end)
-    read += run_batch(reader, start, end)
-    shown(kinesis_proxy, stream, 3)
-    deadline = time.monotonic() + DEADLINE_S
-    while len(read) < 3 and time.monotonic() < deadline:
-        start, end = end, reader.latestOffset(end, ReadAllAvailable())
+    # Only new batches run (`plan` waits for one), however the 2 s margin falls: "later"
+    # may share a batch with "late" or get its own, but each record is read once.
+    while len(read) < 3:
+        start, end = end, plan(reader, end)
         read += run_batch(reader, start, end)
     assert read == [b"early", b"late", b"later"]
 
@@ -234,3 +263,74 @@ def test_a_reshard_is_planned_once_the_listing_interval_has_passed(
         assert time.monotonic() < deadline, "the children were never planned"
         start = reader.latestOffset(start, ReadAllAvailable())
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("store", ["directory", "s3"])
+def test_of_two_attempts_racing_on_one_note_the_first_to_note_wins_and_the_other_fails(
+    kinesis_proxy: Any,
+    kinesis_client: Any,
+    stream_factory: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    store: str,
+) -> None:
+    stream = stream_factory(1)
+    notes: Path | str = tmp_path
+    s3_endpoint: dict[str, str] = {}
+    if store == "s3":
+        notes = f"s3://{request.getfixturevalue('s3_bucket')}/checkpoint/kinesis-ends"
+        # Kinesis through the proxy, S3 straight to LocalStack.
+        s3_endpoint["s3_endpoint_url"] = request.getfixturevalue("kinesis_endpoint")
+    reader = reader_noting_in(notes, kinesis_proxy.url, stream, **s3_endpoint)
+    kinesis_proxy.behaviours = Behaviours(visibility_delay_s=4.0)
+    kinesis_client.put_record(StreamName=stream, Data=b"first", PartitionKey="k")
+    shown(kinesis_proxy, stream, 1)
+    kinesis_client.put_record(StreamName=stream, Data=b"second", PartitionKey="k")
+    # One batch, taking both records; two attempts of its task, as Spark may run
+    # (a speculative copy, or a retry while a lost executor still runs the first).
+    take = Take(until_s=time.time(), limit=10)
+    (batch,) = reader.partitions(
+        {}, progress_to_offset({SHARD_0: ShardProgress(TRIM_HORIZON, take=take)})
+    )
+
+    def payloads(attempt: Any) -> list[bytes]:
+        return [payload for chunk in attempt for payload in chunk.column("data").to_pylist()]
+
+    slow = reader.read(batch)
+    # The slow attempt reads before "second" shows, finds no note and stops at "first"
+    # (a generator paused after its records, before it notes its end).
+    assert payloads([next(slow)]) == [b"first"]
+    shown(kinesis_proxy, stream, 2)
+    assert payloads(reader.read(batch)) == [b"first", b"second"]  # notes its end first
+    with pytest.raises(KinesisSourceError, match="another attempt of this task read shard"):
+        next(slow)
+    # Spark keeps the winner's output; the loser's retry reads exactly to the note.
+    assert payloads(reader.read(batch)) == [b"first", b"second"]
+
+
+def test_an_assumed_role_is_one_client_per_process_with_credentials_that_refresh(
+    kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
+) -> None:
+    stream = stream_factory(1)
+    role = {"role_arn": "arn:aws:iam::000000000000:role/reader"}
+    # LocalStack's STS answers AssumeRole with temporary keys and an expiry, as AWS does.
+    reader = reader_noting_in(
+        tmp_path, kinesis_endpoint, stream, sts_endpoint_url=kinesis_endpoint, **role
+    )
+    start = reader.initialOffset()
+    clients = []
+    for _ in range(3):
+        fill_every_shard(kinesis_client, stream, 2)
+        end = plan(reader, start)
+        assert len(run_batch(reader, start, end)) == 2  # the task's read: make_client inside
+        clients.append(make_client(reader.options))
+        start = end
+    assert all(client is clients[0] for client in clients)
+    credentials = clients[0]._request_signer._credentials
+    assert isinstance(credentials, RefreshableCredentials)
+    assert credentials.method == "assume-role"
+    assert credentials.get_frozen_credentials().access_key != "test"  # the role's, from STS
+    # botocore has no public getter for the expiry it refreshes before.
+    expiry = credentials._expiry_time
+    assert expiry is not None and expiry.timestamp() > time.time()
+    assert not credentials.refresh_needed()

@@ -325,6 +325,49 @@ def test_kms_throttling_is_waited_out(kinesis_proxy: Any, kinesis_client: Any, s
     assert kinesis_proxy.events["kms_throttled"] > 0
 
 
+def test_server_errors_and_dropped_connections_are_retried_past_botocores_attempts(
+    kinesis_proxy: Any, kinesis_client: Any, stream: str
+) -> None:
+    put(kinesis_client, stream, 10)
+    # Botocore's own 5 attempts fail for 8% of calls at this rate: only a longer retry reads all.
+    kinesis_proxy.behaviours = Behaviours(
+        server_error_probability=0.2,
+        unavailable_probability=0.2,
+        dropped_connection_probability=0.2,
+        faulty_operations=frozenset({"GetRecords", "GetShardIterator"}),
+    )
+    options = options_for(kinesis_proxy.url, stream, max_records_per_fetch=1)
+    read, end = take(make_client(options), options)
+    assert (len(read), len(set(read)), end.records) == (10, 10, 10)
+    faults = ("server_errors", "unavailable", "dropped_connections")
+    assert all(kinesis_proxy.events[fault] > 0 for fault in faults)
+
+
+def test_a_shard_unavailable_past_the_read_retry_deadline_fails_naming_it(
+    kinesis_proxy: Any, kinesis_client: Any, stream: str
+) -> None:
+    put(kinesis_client, stream, 1)
+    kinesis_proxy.behaviours = Behaviours(
+        unavailable_probability=1.0, faulty_operations=frozenset({"GetRecords"})
+    )
+    options = KinesisOptions.parse(
+        {
+            "streamName": stream,
+            "endpointUrl": kinesis_proxy.url,
+            "region": REGION,
+            "readRetryDeadline": "1s",
+        }
+    )
+    with pytest.raises(KinesisSourceError) as failure:
+        take(make_client(options), options)
+    message = str(failure.value)
+    assert SHARD_0 in message
+    assert stream in message
+    assert "GetRecords" in message
+    assert "readRetryDeadline" in message
+    assert "ServiceUnavailable" in message
+
+
 def test_a_peek_looks_past_empty_pages_while_records_wait(
     kinesis_proxy: Any, kinesis_client: Any, stream: str
 ) -> None:

@@ -15,6 +15,7 @@ from pyspark_kinesis.shards import (
     StreamShard,
     Take,
     by_stream,
+    last_served_from_offset,
     of_streams,
     split_budget,
     streams_from_offset,
@@ -137,6 +138,11 @@ def test_the_offset_of_two_streams_is_written_as_the_golden_file() -> None:
     expected = golden("offset-two-streams.json")
     assert streams_to_offset(progress) == {"streams": expected["streams"]}
     assert streams_from_offset(expected, ("orders", "payments")) == progress
+    assert last_served_from_offset(expected) == StreamShard("payments", SHARD_0)
+
+
+def test_an_older_offsets_turn_index_restarts_the_rotation() -> None:
+    assert last_served_from_offset(golden("offset-one-stream-before-several.json")) is None
 
 
 def test_a_stream_the_offset_does_not_hold_is_refused_naming_it() -> None:
@@ -173,18 +179,30 @@ def test_one_stream_split_while_the_other_is_not() -> None:
 def test_the_trigger_budget_is_shared_over_every_shard_of_every_stream() -> None:
     shards = [StreamShard("orders", SHARD_0), StreamShard("payments", SHARD_0)]
     shards.append(StreamShard("payments", SHARD_1))
-    assert split_budget(7, shards, per_shard_cap=100, turn=0) == {
-        shards[0]: 3,
-        shards[1]: 2,
-        shards[2]: 2,
-    }
-    assert sum(split_budget(7, shards, per_shard_cap=100, turn=1).values()) == 7
+    shares, served = split_budget(7, shards, per_shard_cap=100, last_served=None)
+    assert shares == {shards[0]: 3, shards[1]: 2, shards[2]: 2}
+    assert served == shards[0]
+    shares, served = split_budget(7, shards, per_shard_cap=100, last_served=served)
+    assert shares == {shards[0]: 2, shards[1]: 3, shards[2]: 2}
+    assert served == shards[1]
+
+
+def test_the_remainder_goes_round_every_shard_as_the_shards_with_records_change() -> None:
+    orders, payments = StreamShard("orders", SHARD_0), StreamShard("payments", SHARD_0)
+    # A first batch that saw only one shard served it; the next serves the other first.
+    _, served = split_budget(1, [payments], per_shard_cap=100, last_served=None)
+    shares, _ = split_budget(1, [orders, payments], per_shard_cap=100, last_served=served)
+    assert shares == {orders: 1, payments: 0}
 
 
 def test_the_per_shard_cap_holds_for_each_shard_of_each_stream() -> None:
     shards = [StreamShard("orders", SHARD_0), StreamShard("payments", SHARD_0)]
-    assert split_budget(None, shards, per_shard_cap=4, turn=0) == dict.fromkeys(shards, 4)
-    assert split_budget(100, shards, per_shard_cap=4, turn=0) == dict.fromkeys(shards, 4)
+    assert split_budget(None, shards, per_shard_cap=4, last_served=None)[0] == dict.fromkeys(
+        shards, 4
+    )
+    assert split_budget(100, shards, per_shard_cap=4, last_served=None)[0] == dict.fromkeys(
+        shards, 4
+    )
 
 
 def test_progress_reports_how_far_behind_each_shard_of_each_stream_is() -> None:
@@ -209,4 +227,4 @@ def test_a_shard_is_read_with_its_own_streams_options_only() -> None:
 
 def test_a_trigger_with_no_shard_to_take_from_shares_nothing() -> None:
     # A trigger may only see shards end or join: a budget then has no shard to go to.
-    assert split_budget(10, [], per_shard_cap=4, turn=3) == {}
+    assert split_budget(10, [], per_shard_cap=4, last_served=None) == ({}, None)

@@ -151,3 +151,19 @@ def test_records_refused_past_the_deadline_fail_the_write_with_their_count(
     )
     with pytest.raises(Exception, match="50 of this task's 50 records were not written"):
         writer.save()
+
+
+@pytest.mark.parametrize("write", ["batch", "stream"])
+def test_an_s3_metadata_path_is_refused_for_the_sink_naming_it(write: str) -> None:
+    from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+    from pyspark_kinesis.options import KinesisOptionError
+    from pyspark_kinesis.source import KinesisDataSource
+
+    options = {"streamName": "events", "region": "us-east-1", "metadataPath": "s3://bucket/x"}
+    schema = StructType(
+        [StructField("data", BinaryType()), StructField("partitionKey", StringType())]
+    )
+    source = KinesisDataSource(options)
+    make = source.writer if write == "batch" else source.streamWriter
+    with pytest.raises(KinesisOptionError, match="sink keeps its completion markers"):
+        make(schema, False)

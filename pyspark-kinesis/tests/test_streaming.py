@@ -182,28 +182,39 @@ def test_a_restart_resumes_after_the_last_committed_record(
     assert drain(frame, tmp_path).numbers == list(range(30, 60))
 
 
-@pytest.mark.parametrize("ends_noted", [True, False], ids=["ends noted", "ends not noted"])
+@pytest.mark.parametrize("notes", ["directory", "s3", "none"])
 def test_a_replayed_batch_returns_the_very_same_records(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path, ends_noted
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path, request, notes
 ):
     stream = stream_factory(2)
     put(kinesis_client, stream, messages(0, 40))
-    # Tasks note where each batch ended under metadataPath; a plain file there makes
-    # every note fail, so the driver and the replay must find the same ends by reading.
+    # Tasks note where each batch ended under metadataPath; with a plain file there every
+    # note fails, so the driver and the replay must find the same ends by reading.
     metadata = tmp_path / "ends"
-    if not ends_noted:
+    metadata_path = str(metadata)
+    if notes == "none":
         metadata.write_text("not a directory")
+    if notes == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        metadata_path = f"s3://{bucket}/checkpoints/kinesis-ends"
+
+    def noted() -> int:
+        if notes == "s3":
+            s3 = request.getfixturevalue("s3_client")
+            return s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+        return len(list(metadata.rglob("*.json"))) if metadata.is_dir() else 0
+
     frame = source(
         spark,
         kinesis_endpoint,
         stream,
         startingPosition="TRIM_HORIZON",
         maxRecordsPerTrigger="10",
-        metadataPath=str(metadata),
+        metadataPath=metadata_path,
     )
     checkpoint = tmp_path / "checkpoint"
     first = drain(frame, checkpoint)
-    assert metadata.is_dir() == ends_noted
+    assert (noted() > 0) == (notes != "none")
     last_batch = max(first.batches)
     # A crash after the batch ran but before Spark recorded it as committed:
     (checkpoint / "commits" / str(last_batch)).unlink()
@@ -539,3 +550,28 @@ def test_under_aws_read_limits_a_query_is_never_throttled_and_loses_nothing(
         for event in ("throttled_reads", "throttled_iterators", "limited_control_plane_calls")
     }
     assert refused == dict.fromkeys(refused, 0)
+
+
+def test_under_server_errors_and_dropped_connections_a_query_reads_every_record_once(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 100))
+    # 60% of reads fail: botocore's own 5 attempts all fail for 8% of calls.
+    kinesis_proxy.behaviours = Behaviours(
+        server_error_probability=0.2,
+        unavailable_probability=0.2,
+        dropped_connection_probability=0.2,
+    )
+    frame = source(
+        spark,
+        kinesis_proxy.url,
+        stream,
+        startingPosition="TRIM_HORIZON",
+        maxRecordsPerTrigger="50",
+        maxRecordsPerFetch="10",
+    )
+    log = drain(frame, tmp_path)
+    assert log.numbers == list(range(100))  # each once: nothing lost, nothing doubled
+    faults = ("server_errors", "unavailable", "dropped_connections")
+    assert all(kinesis_proxy.events[fault] > 0 for fault in faults)

@@ -11,7 +11,9 @@ write and partition that finds the marker writes nothing.
 What this does not cover, and so why the sink is at-least-once: a task that
 fails part-way (or dies after its last request but before its marker) is
 written again whole, and a marker is only seen by tasks that share its
-directory (on a cluster, give every node the same `metadataPath`).
+directory (on a cluster, give every node the same `metadataPath`). Markers are
+files only: an `s3://` metadataPath, which the source's batch-end notes accept,
+is refused for the sink (`refuse_s3_markers`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,23 @@ import shutil
 from pathlib import Path
 
 from pyspark_kinesis.ends import default_root
+from pyspark_kinesis.options import KinesisOptionError, s3_location
 
 log = logging.getLogger(__name__)
 
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def refuse_s3_markers(metadata_path: str | None) -> None:
+    """Fails the write on the driver when `metadataPath` is on S3, where markers cannot go."""
+    if metadata_path and s3_location(metadata_path):
+        raise KinesisOptionError(
+            f"the Kinesis sink keeps its completion markers in a directory, not on S3: "
+            f"metadataPath {metadata_path!r} is for the source's batch-end notes only; give "
+            "the sink a directory every node sees, or leave metadataPath out"
+        )
 
 
 class CompletedPartitions:

@@ -71,8 +71,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
         "kinesis.describeShardInterval",
         "kinesis.client.describeShardInterval",
     ),
+    "read_retry_deadline_s": ("readRetryDeadline",),
     "fail_on_data_loss": ("failOnDataLoss", "kinesis.failOnDataLoss"),
     "metadata_path": ("metadataPath", "kinesis.metadataPath"),
+    "s3_endpoint_url": ("s3EndpointUrl",),
 }
 _FIELD_BY_NAME = {alias.lower(): name for name, aliases in _ALIASES.items() for alias in aliases}
 # The fields KinesisOptions keeps out of its repr: error messages hide them too.
@@ -80,6 +82,8 @@ _SECRET_FIELDS = frozenset(
     {"access_key_id", "secret_access_key", "session_token", "role_external_id"}
 )
 
+# How long a read keeps retrying 500/503 answers and dropped connections before failing.
+DEFAULT_READ_RETRY_DEADLINE_S = 300.0
 # GetRecords returns at most 10,000 records per call (Kinesis API limit).
 MAX_RECORDS_PER_FETCH = 10_000
 # 4 GetRecords/s per shard, inside AWS's 5, counting the driver's look and the tasks together.
@@ -127,8 +131,11 @@ class KinesisOptions:
     min_fetch_period_s: float = DEFAULT_MIN_FETCH_PERIOD_S
     max_fetch_duration_s: float | None = None
     shard_listing_interval_s: float = DEFAULT_SHARD_LISTING_INTERVAL_S
+    read_retry_deadline_s: float = DEFAULT_READ_RETRY_DEADLINE_S
     fail_on_data_loss: bool = True
     metadata_path: str | None = None
+    # S3's endpoint for an s3:// metadataPath; by default endpointUrl unless that is AWS's.
+    s3_endpoint_url: str | None = None
     stream_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -185,8 +192,13 @@ class KinesisOptions:
             shard_listing_interval_s=_or_default(
                 _duration_s(values, "shard_listing_interval_s"), DEFAULT_SHARD_LISTING_INTERVAL_S
             ),
+            read_retry_deadline_s=(
+                _positive_duration_s(values, "read_retry_deadline_s")
+                or DEFAULT_READ_RETRY_DEADLINE_S
+            ),
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
-            metadata_path=_local_directory(values, "metadata_path"),
+            metadata_path=_notes_path(values, "metadata_path"),
+            s3_endpoint_url=values.get("s3_endpoint_url") or None,
         )
 
     def starting_position_for(self, shard_id: str) -> Position:
@@ -444,15 +456,32 @@ def _boolean(values: Mapping[str, str], name: str, *, default: bool) -> bool:
     return text == "true"
 
 
-def _local_directory(values: Mapping[str, str], name: str) -> str | None:
+_S3_SCHEMES = ("s3://", "s3a://")
+
+
+def s3_location(path: str) -> tuple[str, str] | None:
+    """(bucket, prefix) of an `s3://` or `s3a://` URL; None for any other path."""
+    for scheme in _S3_SCHEMES:
+        if path.startswith(scheme):
+            bucket, _, prefix = path[len(scheme) :].partition("/")
+            return bucket, prefix.strip("/")
+    return None
+
+
+def _notes_path(values: Mapping[str, str], name: str) -> str | None:
+    """A directory every node sees, or an S3 prefix (`s3://bucket/prefix`)."""
     if name not in values:
         return None
     path = values[name].strip()
     if path.startswith("file://"):
         path = path[len("file://") :]
+    location = s3_location(path)
+    if location is not None and location[0]:
+        return path
     if not path or "://" in path:
         raise KinesisOptionError(
             f"{_option_names(name)} must be a directory path that the driver and every "
-            f"executor see (local, or a shared mount such as NFS or EFS), not {values[name]!r}"
+            f"executor see (local, or a shared mount such as NFS or EFS) or an S3 prefix "
+            f"(s3://bucket/prefix), not {values[name]!r}"
         )
     return path

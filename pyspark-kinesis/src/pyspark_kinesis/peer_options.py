@@ -53,10 +53,13 @@ _NOT_BUFFERED = (
 _NO_PREFETCHED_BLOCKS = (
     "tasks read during their batch and keep no prefetched blocks, so there are none to coalesce"
 )
-_NOTES_ARE_FILES = "batch ends are noted in files under metadataPath, written in one rename"
+_NOTES_ARE_FILES = (
+    "batch ends are noted under metadataPath, each written once (a file linked into place, or "
+    "an S3 object written only if none is there)"
+)
 _NO_DYNAMODB = (
-    "batch ends are noted in files, not DynamoDB: remove the option and set kinesis.metadataPath "
-    "to a directory the driver and every executor see"
+    "batch ends are noted in files or S3 objects, not DynamoDB: remove the option and set "
+    "kinesis.metadataPath to a directory the driver and every executor see, or to an s3:// prefix"
 )
 _NO_JAVA_PROVIDER = (
     "a Java credential provider cannot run in Python: use kinesis.awsAccessKeyId/awsSecretKey, "

@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pyspark_kinesis.aggregation import UserRecord, user_records
-from pyspark_kinesis.client import KinesisSourceError, call, error_code
+from pyspark_kinesis.client import KinesisSourceError, error_code, read_call
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, parse_position, skips
 from pyspark_kinesis.shards import Shard, Take
@@ -83,8 +83,12 @@ class ShardCursor:
             self._iterator = self._open_iterator()
         self._pace()
         try:
-            answer = call(
-                self.options, self.client.get_records, ShardIterator=self._iterator, Limit=limit
+            answer = read_call(
+                self.options,
+                self._where,
+                self.client.get_records,
+                ShardIterator=self._iterator,
+                Limit=limit,
             )
         except ClientError as error:
             if error_code(error) != "ExpiredIteratorException":
@@ -104,6 +108,10 @@ class ShardCursor:
         return Fetch(records, self.exhausted, behind, skipped=len(returned) - len(records))
 
     @property
+    def _where(self) -> str:
+        return f"shard {self.shard_id} of stream {self.options.stream_name!r}"
+
+    @property
     def next_iterator(self) -> str | None:
         return self._iterator
 
@@ -117,8 +125,9 @@ class ShardCursor:
 
     def _open_iterator(self) -> str:
         try:
-            answer = call(
+            answer = read_call(
                 self.options,
+                self._where,
                 self.client.get_shard_iterator,
                 StreamName=self.options.stream_name,
                 ShardId=self.shard_id,
@@ -389,11 +398,14 @@ def read_range(
 
 def listed_shards(client: Any, options: KinesisOptions) -> list[Shard]:
     """The shards of `options.stream_name` ListShards shows (open, and closed in retention)."""
+    where = f"stream {options.stream_name!r}"
     pages: list[dict[str, Any]] = [
-        call(options, client.list_shards, StreamName=options.stream_name)
+        read_call(options, where, client.list_shards, StreamName=options.stream_name)
     ]
     while pages[-1].get("NextToken"):
-        pages.append(call(options, client.list_shards, NextToken=pages[-1]["NextToken"]))
+        pages.append(
+            read_call(options, where, client.list_shards, NextToken=pages[-1]["NextToken"])
+        )
     return [Shard.from_listing(entry) for page in pages for entry in page["Shards"]]
 
 

@@ -9,9 +9,11 @@ the listing that is an ancestor of a shard in the offset is known to be
 consumed, which keeps the offset small without re-reading old shards.
 
 This module owns the checkpoint format: the offset Spark logs per batch is
-`{"streams": {<stream>: {"shards": {<shard id>: <ShardProgress>}}}, "turn": n}`,
-one entry per stream and shard. Offsets written before several streams could
-be read have no stream level (`{"shards": {...}, "turn": n}`); they load as the
+`{"streams": {<stream>: {"shards": {<shard id>: <ShardProgress>}}}, "lastServed":
+"<stream>/<shard id>"}`, one entry per stream and shard (`lastServed` only under
+maxRecordsPerTrigger). Offsets written before several streams could be read have
+no stream level (`{"shards": {...}, "turn": n}`; the `turn` index is ignored, so
+the budget's rotation restarts); they load as the
 shards of the one stream the query reads, and a query that now names several
 streams cannot resume from them (the offset does not say which stream it was).
 Golden files in the tests pin both forms.
@@ -172,25 +174,46 @@ def of_streams(progress_by_stream: Mapping[str, Mapping[str, ShardProgress]]) ->
 
 
 def split_budget(
-    budget: int | None, shards: Sequence[K], per_shard_cap: int, turn: int
-) -> dict[K, int]:
-    """Each shard's share of `budget` (maxRecordsPerTrigger), at most `per_shard_cap`.
+    budget: int | None,
+    shards: Sequence[StreamShard],
+    per_shard_cap: int,
+    last_served: StreamShard | None,
+) -> tuple[dict[StreamShard, int], StreamShard | None]:
+    """Each shard's share of `budget` (maxRecordsPerTrigger), at most `per_shard_cap`, and
+    the last shard served.
 
     The budget is shared over every shard given, of every stream. The remainder
-    goes to the shards from the `turn`-th on, and the offset carries the next
-    turn forward (`turn + remainder`), so with a budget smaller than the shard
-    count every shard gets records within a few batches, and a replayed batch
-    gets the same shares.
+    goes to the shards in (stream, shard id) order from the first after
+    `last_served` on (wrapping round), and the offset carries the last of them
+    forward (the last of the round when there is no remainder), so with a budget
+    smaller than the shard count every shard gets records within a few batches,
+    even as the shards with records change from batch to batch; a replayed batch
+    keeps the shares its offset logged.
     """
     if budget is None or not shards:
-        return dict.fromkeys(shards, per_shard_cap)
-    share, extra = divmod(budget, len(shards))
-    first = turn % len(shards)
-    rotated = [*shards[first:], *shards[:first]]
-    return {
+        return dict.fromkeys(shards, per_shard_cap), last_served
+    ordered = sorted(shards)
+    share, extra = divmod(budget, len(ordered))
+    first = next(
+        (index for index, shard in enumerate(ordered) if last_served and shard > last_served), 0
+    )
+    rotated = [*ordered[first:], *ordered[:first]]
+    shares = {
         shard: min(share + (1 if index < extra else 0), per_shard_cap)
         for index, shard in enumerate(rotated)
     }
+    # Without a remainder every shard got the same share: the whole round was served.
+    return shares, rotated[extra - 1] if extra else rotated[-1]
+
+
+def last_served_from_offset(offset: Mapping[str, Any]) -> StreamShard | None:
+    """The shard an offset says the trigger budget's remainder last went to (`lastServed`,
+    "<stream>/<shard id>"). Older offsets carry an index (`turn`): the rotation restarts."""
+    served = offset.get("lastServed")
+    if not isinstance(served, str) or "/" not in served:
+        return None
+    stream_name, _, shard_id = served.partition("/")
+    return StreamShard(stream_name, shard_id)
 
 
 def _quoted(names: Iterable[str]) -> str:

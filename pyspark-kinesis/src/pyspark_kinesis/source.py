@@ -24,13 +24,14 @@ last batch stopped before the records that arrived after that batch was
 planned, and its note says when the first of them arrived (`peek_from_end`),
 so a shard that always has records is read once per batch, by its task.
 
-The task that reads a shard's batch notes where it ended in a small file under
-`metadataPath` (`EndStore`, the AWS connector's design), once: a later attempt
+The task that reads a shard's batch notes where it ended in a small document
+under `metadataPath` (`ends`, the AWS connector's design): a file in a directory
+every node sees, or an object under an `s3://` prefix. Once: a later attempt
 of the same task that read to another end fails, and its retry reads exactly
 to the note. The driver starts the next batch there, a retried or replayed
 task reads exactly to it, and `commit` removes the notes of the batch before
 the one Spark committed. Without a note (executors on other machines and no
-shared `metadataPath`) the driver reads the batch's records again to find the
+`metadataPath` they all reach) the driver reads the batch's records again to find the
 same end. That is exact only if the task saw every record the driver sees, so
 until the driver has seen a note, a batch takes only records that arrived
 VISIBILITY_MARGIN_S (2 s) before it was planned (`_planning_instant`).
@@ -43,13 +44,14 @@ and 2 MB/s per shard when the query is the shard's only reader. A batch takes
 at most DEFAULT_MAX_RECORDS_PER_SHARD (100,000) records per shard unless
 `maxRecordsPerShard` says otherwise, so the first batch after an outage is
 bounded too. The remainder of `maxRecordsPerTrigger` goes to each shard in
-turn, the turn kept in the offset.
+turn, the last shard served kept in the offset (`split_budget`).
 
 Limits: the bound is Kinesis' approximate arrival time against the driver's
 clock, so clocks should agree (NTP). A record Kinesis shows later than its
 arrival time falls to the next batch when notes are seen; without notes it is
 read in its batch if Kinesis shows it within 2 s, and one shown later still
-can be skipped: on clusters, give every node the same `metadataPath`. After a
+can be skipped: on clusters, set `metadataPath` to a directory every node
+shares or to an `s3://` prefix. After a
 restart, the notes of the batch before the first commit stay behind.
 `maxRecordsPerTrigger` and the per-shard limit count rows (user records, after
 KPL de-aggregation), so a batch may end inside an aggregate.
@@ -96,7 +98,8 @@ from pyspark.sql.types import (
 )
 
 from pyspark_kinesis.client import KinesisSourceError, make_client
-from pyspark_kinesis.ends import EndStore
+from pyspark_kinesis.completions import refuse_s3_markers
+from pyspark_kinesis.ends import end_store
 from pyspark_kinesis.extra_options import (
     BatchReadOptions,
     SinkOptions,
@@ -124,6 +127,7 @@ from pyspark_kinesis.shards import (
     Take,
     by_stream,
     initial_progress,
+    last_served_from_offset,
     of_streams,
     split_budget,
     streams_from_offset,
@@ -216,6 +220,7 @@ class KinesisDataSource(DataSource):
         refuse_options_of_another_use(self.options, "sink")
         refuse_several_streams_to_write(self.kinesis_options)
         check_input_schema(schema)
+        refuse_s3_markers(self.kinesis_options.metadata_path)
         return KinesisBatchWriter(self.sink_options)
 
     def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
@@ -223,6 +228,7 @@ class KinesisDataSource(DataSource):
         refuse_options_of_another_use(self.options, "sink")
         refuse_several_streams_to_write(self.kinesis_options)
         check_input_schema(schema)
+        refuse_s3_markers(self.kinesis_options.metadata_path)
         return KinesisStreamWriter(self.sink_options)
 
 
@@ -276,7 +282,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # Each stream's own options: what reading, noting and listing its shards need.
         self._stream_options = {name: options.for_stream(name) for name in options.stream_names}
         self.ends_by_stream = {
-            name: EndStore(self._stream_options[name]) for name in options.stream_names
+            name: end_store(self._stream_options[name]) for name in options.stream_names
         }
         self._client: Any = None
         # (when, each stream's shards): planning reuses a listing younger than the interval.
@@ -367,9 +373,9 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         if not with_records and progress == known:
             return start  # nothing to read: Spark runs no batch
         budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
-        turn = int(start.get("turn", 0))
+        last_served = last_served_from_offset(start)
         cap = self.options.max_records_per_shard or DEFAULT_MAX_RECORDS_PER_SHARD
-        shares = split_budget(budget, with_records, cap, turn)
+        shares, served = split_budget(budget, with_records, cap, last_served)
         window = self.options.max_fetch_duration_s
         for shard, share in shares.items():
             if share == 0:
@@ -381,8 +387,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             take = Take(shard_until_s, share)
             progress[shard] = ShardProgress(progress[shard].position, take=take)
         offset = streams_to_offset(progress)
-        if budget is not None:
-            offset["turn"] = turn + budget % max(1, len(with_records))
+        if served is not None:
+            offset["lastServed"] = str(served)
         return offset
 
     def _progress_of(self, offset: dict[str, Any]) -> StreamsProgress:
@@ -539,9 +545,9 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 self._warned_about_rereading = True
                 log.warning(
                     "no batch end noted under metadataPath=%s for %s; the driver reads the "
-                    "batch again to find it (slower): give the driver and every executor the "
-                    "same metadataPath",
-                    ends.root,
+                    "batch again to find it (slower): set metadataPath to a directory the "
+                    "driver and every executor share, or to an s3:// prefix",
+                    ends.location,
                     shard,
                 )
             # The task's last read of the shard is unknown: one period after now is safe.

@@ -111,3 +111,18 @@ def test_the_consumer_never_puts_credentials_in_source_options(monkeypatch):
     options = ConsumerSettings().source_options()
     assert not {"awsAccessKeyId", "awsSecretKey"} & set(options)
     assert "endpointUrl" not in options
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "notes"),
+    [
+        ("/data/checkpoints", "/data/checkpoints/kinesis-ends"),
+        ("s3://bucket/checkpoints/", "s3://bucket/checkpoints/kinesis-ends"),
+        ("s3a://bucket/checkpoints", "s3a://bucket/checkpoints/kinesis-ends"),
+        ("hdfs://namenode/checkpoints", None),
+    ],
+)
+def test_batch_end_notes_go_beside_a_local_or_s3_checkpoint(checkpoint: str, notes: str | None):
+    options = ConsumerSettings(consumer_checkpoint_path=checkpoint).source_options()
+    assert options.get("metadataPath") == notes
+    KinesisOptions.parse(options)  # the source takes it

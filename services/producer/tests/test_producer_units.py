@@ -242,3 +242,24 @@ def test_records_refused_past_the_deadline_are_kept_not_dropped(
     assert writer.stats.sent == len(sent)
     # What was handed to the writer is in the stream or in the file, once.
     assert sorted(sent + unsent) == sorted(r.data for r in records[: len(sent) + 11])
+
+
+def test_under_a_shard_write_limit_refused_entries_are_resent_none_lost_none_doubled(
+    kinesis_proxy, stream_factory, kinesis_client, tmp_path
+):
+    from tests.kinesis_proxy import Behaviours
+
+    stream = stream_factory(1)
+    # The proxy refuses entries past a shard's write rate, per entry, as AWS does. AWS's
+    # 1,000 records/s is more than one writer reaches through LocalStack here, so the rate
+    # is 200/s: every batch of 500 is then over it, whatever the machine's speed.
+    kinesis_proxy.behaviours = Behaviours(write_limits=True, writes_per_s=200)
+    events = list(EventFactory(16).random_events(1000))
+    writer = writer_for(kinesis_proxy.url, stream, tmp_path, batch_size=500)
+    writer.put_all(to_record(event) for event in events)
+
+    assert (writer.stats.sent, writer.stats.failed) == (len(events), 0)
+    assert writer.stats.refused > 0
+    assert kinesis_proxy.events["refused_writes"] == writer.stats.refused
+    read = read_stream(kinesis_client, stream)  # from LocalStack itself, behind the proxy
+    assert sorted(r["key"] for r in read) == sorted(e["event_id"] for e in events)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pyspark_kinesis.options import s3_location
 from pyspark_kinesis.positions import parse_position
 
 _UNIT_SECONDS = {
@@ -121,10 +122,12 @@ class ConsumerSettings(BaseSettings):
             options["endpointUrl"] = self.kinesis_endpoint_url
         if self.consumer_max_records_per_trigger:
             options["maxRecordsPerTrigger"] = str(self.consumer_max_records_per_trigger)
-        if "://" not in self.consumer_checkpoint_path:
-            # Beside the checkpoint, on the volume the cluster's workers share too: where
-            # tasks note each batch's end, so the driver never reads a record twice.
-            options["metadataPath"] = f"{self.consumer_checkpoint_path.rstrip('/')}/kinesis-ends"
+        checkpoint = self.consumer_checkpoint_path
+        if "://" not in checkpoint or s3_location(checkpoint):
+            # Beside the checkpoint, where the cluster's workers reach too (a shared volume,
+            # or S3): where tasks note each batch's end, so the driver never reads a record
+            # twice. Other schemes (hdfs://) have no note store: the driver re-reads batches.
+            options["metadataPath"] = f"{checkpoint.rstrip('/')}/kinesis-ends"
         return options
 
 
