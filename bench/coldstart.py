@@ -41,9 +41,11 @@ def _free_port() -> int:
 
 class Stack:
     def __init__(self) -> None:
+        # BENCH_PROJECT_PREFIX: a shared machine's naming rule for Compose projects.
+        prefix = os.environ.get("BENCH_PROJECT_PREFIX", "bench-cold")
         self.env = {
             **os.environ,
-            "COMPOSE_PROJECT_NAME": f"bench-cold-{uuid.uuid4().hex[:8]}",
+            "COMPOSE_PROJECT_NAME": f"{prefix}-{uuid.uuid4().hex[:8]}",
             "LOCALSTACK_PORT": str(_free_port()),
             "SPARK_UI_PORT": str(_free_port()),
         }
