@@ -19,7 +19,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.coldstart import ROOT, Stack, image_sizes, log_time
+from bench.coldstart import ROOT, Stack, image_sizes, stamped_lines
 
 EDITED = ROOT / "services/consumer/src/consumer/__init__.py"
 IN_CONTAINER = "/app/.venv/lib/python3.13/site-packages/consumer/__init__.py"
@@ -36,11 +36,8 @@ _PHASES = {
 
 def _first_after(stack: Stack, since: datetime, pattern: re.Pattern[str]) -> datetime | None:
     """When the consumer's log first matches `pattern` after `since`, if it has."""
-    lines = stack.compose("logs", "--timestamps", "--no-log-prefix", "consumer", check=False)
-    for line in lines.stdout.splitlines():
-        stamp, _, text = line.partition(" ")
-        moment = log_time(stamp)
-        if moment is not None and moment > since and pattern.search(text):
+    for moment, text in stamped_lines(stack):
+        if moment > since and pattern.search(text):
             return moment
     return None
 

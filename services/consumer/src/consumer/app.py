@@ -76,6 +76,9 @@ def check_stream(settings: ConsumerSettings) -> None:
             log.info("waiting for stream %r: %s", options.stream_name, not_yet)
             announced = True
         time.sleep(STREAM_POLL_S)
+    if announced:
+        # The start-up's phases read from the log: the stream's wait ends here.
+        log.info("stream %r found after %.1f s", options.stream_name, time.monotonic() - started)
 
 
 def _why_not_readable(
