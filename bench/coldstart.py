@@ -165,6 +165,8 @@ _MILESTONES = {
     "spark_context_starting": re.compile(r"Setting default log level"),
     # Only when the consumer had to wait for LocalStack's stream.
     "stream_found": re.compile(r"stream '[^']+' found after"),
+    # The Spark session built, and the stream found: the query is being planned.
+    "spark_session_ready": re.compile(r"Spark session ready after"),
     "query_started": re.compile(r"query started"),
     "first_batch_written": _FIRST_BATCH,
 }

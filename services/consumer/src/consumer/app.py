@@ -189,6 +189,7 @@ def run(settings: ConsumerSettings) -> int:
     """Runs until SIGTERM/SIGINT (or until drained, with availableNow); returns the exit code."""
     # The JVM starts while the stream is checked (and, beside LocalStack, waited for):
     # the two take about as long, and neither needs the other.
+    began = time.monotonic()
     sessions: list[SparkSession] = []
     starting = threading.Thread(
         target=lambda: sessions.append(build_session(settings)), name="spark", daemon=True
@@ -204,6 +205,7 @@ def run(settings: ConsumerSettings) -> int:
     if not sessions:
         log.error("cannot start: Spark did not start (see the lines above)")
         return 1
+    log.info("Spark session ready after %.1f s", time.monotonic() - began)
     spark = sessions[0]
     sink = BatchSink(settings)
     query = start_query(spark, settings, sink)
