@@ -52,15 +52,22 @@ class Stack:
         }
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - docker with this module's own arguments
+        answer = subprocess.run(  # noqa: S603 - docker with this module's own arguments
             ["docker", "compose", *args],  # noqa: S607 - docker from PATH, as the Makefile
             cwd=ROOT,
             env=self.env,
             capture_output=True,
             text=True,
-            check=check,
+            check=False,
             timeout=300,
         )
+        if check and answer.returncode != 0:
+            # What Compose said, in the figure's error: the stack is removed right after.
+            raise RuntimeError(
+                f"docker compose {' '.join(args)} failed ({answer.returncode}): "
+                f"{answer.stderr.strip()[-1500:]}"
+            )
+        return answer
 
     def container_ids(self) -> dict[str, str]:
         ids: dict[str, str] = {}

@@ -12,33 +12,46 @@ shards="${KINESIS_SHARD_COUNT:-2}"
 region="${AWS_DEFAULT_REGION:-us-east-1}"
 body=$(mktemp)
 
-kinesis() { # ACTION JSON: prints the HTTP status, the answer goes to $body
-  curl -sS -o "$body" -w '%{http_code}' -X POST http://127.0.0.1:4566/ \
+kinesis() { # ACTION JSON: prints the HTTP status (000: no answer); the answer goes to $body
+  curl -sS --max-time 20 -o "$body" -w '%{http_code}' -X POST http://127.0.0.1:4566/ \
     -H "Content-Type: application/x-amz-json-1.1" \
     -H "X-Amz-Target: Kinesis_20131202.$1" \
     -H "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/$region/kinesis/aws4_request, SignedHeaders=host, Signature=0" \
-    -d "$2"
+    -d "$2" || true
 }
 
-status=$(kinesis CreateStream "{\"StreamName\":\"$stream\",\"ShardCount\":$shards}")
-if [ "$status" = 200 ]; then
-  echo "created stream $stream with $shards shards"
-elif grep -q ResourceInUseException "$body"; then
-  echo "stream $stream already exists"
-else
-  echo "cannot create stream $stream: HTTP $status $(cat "$body")" >&2
-  exit 1
-fi
-# ACTIVE within 30 s, or the hook fails (and LocalStack's healthcheck with it).
+# Within 60 s, or the hook fails (and LocalStack's healthcheck with it). The first call
+# starts the Kinesis engine: on a busy machine it may answer 5xx, or not at all, at first.
 tries=0
-until [ "$(kinesis DescribeStreamSummary "{\"StreamName\":\"$stream\"}")" = 200 ] \
-  && grep -q '"StreamStatus": *"ACTIVE"' "$body"; do
+give_up_after() { # WHAT: counts a try; fails the hook after 120 of them (0.5 s apart)
   tries=$((tries + 1))
-  if [ "$tries" -ge 60 ]; then
-    echo "stream $stream not ACTIVE after 30 s: $(cat "$body")" >&2
+  if [ "$tries" -ge 120 ]; then
+    echo "$1 after 60 s: HTTP $status $(cat "$body")" >&2
     exit 1
   fi
   sleep 0.5
+}
+
+while :; do
+  status=$(kinesis CreateStream "{\"StreamName\":\"$stream\",\"ShardCount\":$shards}")
+  if [ "$status" = 200 ]; then
+    echo "created stream $stream with $shards shards"
+    break
+  elif grep -q ResourceInUseException "$body" 2>/dev/null; then
+    echo "stream $stream already exists"
+    break
+  fi
+  case "$status" in
+    000 | 5*) give_up_after "cannot create stream $stream" ;;
+    *)
+      echo "cannot create stream $stream: HTTP $status $(cat "$body")" >&2
+      exit 1
+      ;;
+  esac
+done
+until status=$(kinesis DescribeStreamSummary "{\"StreamName\":\"$stream\"}") \
+  && [ "$status" = 200 ] && grep -q '"StreamStatus": *"ACTIVE"' "$body"; do
+  give_up_after "stream $stream not ACTIVE"
 done
 echo "stream $stream is ACTIVE"
 rm -f "$body"
