@@ -236,9 +236,14 @@ def run(settings: ConsumerSettings) -> int:
 
 
 def _stop_between_batches(query: StreamingQuery, sink: BatchSink) -> None:
-    """Lets the batch in flight finish (up to STOP_GRACE_S), stops, and says which it was."""
+    """Lets the batch in flight finish (up to STOP_GRACE_S), stops, and says which it was.
+
+    A batch is in flight while the sink writes it, not while a trigger merely plans the
+    next one: when planning takes longer than the trigger interval (a busy machine), some
+    trigger is always active, and waiting for none would always wait the whole grace.
+    """
     deadline = time.monotonic() + STOP_GRACE_S
-    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+    while query.isActive and sink.in_flight is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     query.stop()
     if sink.in_flight is not None:
