@@ -28,7 +28,7 @@ clean: ## stop the stack and delete its volumes
 logs: ## follow every service's log
 	$(COMPOSE) logs --follow
 
-watch: ## the stack, with source edits synced into it and its services restarted
+watch: ## the stack, its services restarted when their (mounted) source changes
 	$(COMPOSE) watch
 
 tail: ## print the stream's records as they arrive (the stack must be up)

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import localstack_client.session
 import pytest
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from testcontainers.core.container import DockerContainer
 
+from tests.clients import localstack_kinesis, localstack_service
 from tests.kinesis_proxy import Behaviours, KinesisProxy, running_proxy
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -131,20 +131,6 @@ def _dummy_aws_credentials() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-
-
-def localstack_kinesis(url: str) -> Any:
-    """A Kinesis client for the LocalStack at `url`."""
-    return localstack_service(url, "kinesis")
-
-
-def localstack_service(url: str, service: str) -> Any:
-    """A client of `service` at the LocalStack at `url`, built by localstack-client: the
-    emulator's endpoint and dummy keys, without boilerplate."""
-    host = url.removeprefix("http://")
-    return localstack_client.session.Session(localstack_host=host, region_name=REGION).client(
-        service
-    )
 
 
 @pytest.fixture(scope="session")

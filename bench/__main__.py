@@ -1,11 +1,14 @@
 """`python -m bench`: every figure, then results.json, results.md and results.png here.
 
 `python -m bench soak` runs the long soak figure alone (bench/soak.py);
-`python -m bench --skip edit_to_running ...` leaves the named figures out.
+`python -m bench cold_start` or `python -m bench edit_to_running` measures that one
+figure and prints it as JSON with the 1-minute load average around it (results files
+untouched); `python -m bench --skip edit_to_running ...` leaves the named figures out.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -31,6 +34,12 @@ SINK_RECORDS = 20_000
 BATCH_READ_RECORDS = 20_000
 LATENCY_RATES = (200, 1000)
 LATENCY_SECONDS = 10.0
+
+# Figures that `python -m bench NAME` can take alone: they start their own stack.
+ALONE: dict[str, Callable[[], Any]] = {
+    "cold_start": coldstart.measure,
+    "edit_to_running": edit_to_running.measure,
+}
 
 log = logging.getLogger("bench")
 loads: dict[str, dict[str, float]] = {}
@@ -119,6 +128,11 @@ def main() -> int:
     if sys.argv[1:] == ["soak"]:
         print(soak.write(soak.measure(), HERE))
         return 0
+    if len(sys.argv) == 2 and sys.argv[1] in ALONE:
+        name = sys.argv[1]
+        result = attempt(name.replace("_", " "), ALONE[name])
+        print(json.dumps({name: result, "load": loads[name.replace("_", " ")]}, indent=2))
+        return 1 if "error" in result else 0
     if sys.argv[1:2] == ["--skip"]:
         skipped.update(name.replace("_", " ") for name in sys.argv[2:])
     started = time.perf_counter()

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,23 +42,32 @@ def _free_port() -> int:
 
 class Stack:
     def __init__(self) -> None:
+        # BENCH_PROJECT_PREFIX: a shared machine's naming rule for Compose projects.
+        prefix = os.environ.get("BENCH_PROJECT_PREFIX", "bench-cold")
         self.env = {
             **os.environ,
-            "COMPOSE_PROJECT_NAME": f"bench-cold-{uuid.uuid4().hex[:8]}",
+            "COMPOSE_PROJECT_NAME": f"{prefix}-{uuid.uuid4().hex[:8]}",
             "LOCALSTACK_PORT": str(_free_port()),
             "SPARK_UI_PORT": str(_free_port()),
         }
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - docker with this module's own arguments
+        answer = subprocess.run(  # noqa: S603 - docker with this module's own arguments
             ["docker", "compose", *args],  # noqa: S607 - docker from PATH, as the Makefile
             cwd=ROOT,
             env=self.env,
             capture_output=True,
             text=True,
-            check=check,
+            check=False,
             timeout=300,
         )
+        if check and answer.returncode != 0:
+            # What Compose said, in the figure's error: the stack is removed right after.
+            raise RuntimeError(
+                f"docker compose {' '.join(args)} failed ({answer.returncode}): "
+                f"{answer.stderr.strip()[-1500:]}"
+            )
+        return answer
 
     def container_ids(self) -> dict[str, str]:
         ids: dict[str, str] = {}
@@ -155,26 +165,52 @@ def _bytes(text: str) -> int:
 
 
 # Lines of the consumer's log that split its start-up, and what they mark.
+_FIRST_BATCH = re.compile(r"batch \d+: [1-9]\d* events")
 _MILESTONES = {
     "container_first_log": re.compile(r"."),
+    # SparkContext's first words: the JVM is up.
+    "spark_context_starting": re.compile(r"Setting default log level"),
+    # Only when the consumer had to wait for LocalStack's stream.
+    "stream_found": re.compile(r"stream '[^']+' found after"),
+    # The Spark session built, and the stream found: the query is being planned.
+    "spark_session_ready": re.compile(r"Spark session ready after"),
     "query_started": re.compile(r"query started"),
-    "first_batch_written": re.compile(r"batch \d+: [1-9]\d* events"),
+    "first_batch_written": _FIRST_BATCH,
 }
+
+
+def _first_batch_logged(stack: Stack) -> bool:
+    """The consumer logs a batch's count once its events are visible in the sink. Read
+    from Docker's log, not by running a process in the container: a probe every half
+    second would take CPU from the start-up it measures."""
+    logs = stack.compose("logs", "--no-log-prefix", "consumer", check=False).stdout
+    return bool(_FIRST_BATCH.search(logs))
 
 
 def _consumer_milestones(stack: Stack, since: datetime) -> dict[str, float]:
     """Seconds from `docker compose up` to each milestone line of the consumer's log."""
-    lines = stack.compose("logs", "--timestamps", "--no-log-prefix", "consumer", check=False)
     found: dict[str, float] = {}
-    for line in lines.stdout.splitlines():
-        stamp, _, text = line.partition(" ")
+    for moment, text in stamped_lines(stack):
         for name, pattern in _MILESTONES.items():
             if name not in found and pattern.search(text):
-                moment = log_time(stamp)
-                if moment is None:
-                    continue
                 found[name] = round((moment - since).total_seconds(), 1)
     return found
+
+
+def stamped_lines(stack: Stack) -> Iterator[tuple[datetime, str]]:
+    """The consumer's log lines with Docker's time stamps. Spark's progress bar ends its
+    pieces with "\r", which reads as a line end here: such a piece has no stamp of its own
+    and takes the one of the line it belongs to (a batch's count is written after one)."""
+    lines = stack.compose("logs", "--timestamps", "--no-log-prefix", "consumer", check=False)
+    last: datetime | None = None
+    for line in lines.stdout.splitlines():
+        stamp, _, text = line.partition(" ")
+        moment = log_time(stamp)
+        if moment is None:
+            moment, text = last, line
+        last = moment
+        if moment is not None:
+            yield moment, text
 
 
 def log_time(stamp: str) -> datetime | None:
@@ -213,10 +249,14 @@ def measure() -> dict[str, Any]:
         deadline = time.monotonic() + FIRST_RECORD_DEADLINE_S
         first_record = None
         while time.monotonic() < deadline:
-            if stack.first_event_count() > 0:
+            if _first_batch_logged(stack):
                 first_record = time.perf_counter() - started
                 break
             time.sleep(0.5)
+        # The sink, read once: the logged batch is really there.
+        events_in_sink = stack.first_event_count()
+        if first_record is not None and events_in_sink == 0:
+            raise RuntimeError("the consumer logged a batch, but its sink holds no event")
         time.sleep(STEADY_S)
         memory = watcher.stop()
         milestones = _consumer_milestones(stack, started_wall)
@@ -225,6 +265,7 @@ def measure() -> dict[str, Any]:
     return {
         "up_returned_s": up_returned,
         "first_record_s": first_record,
+        "events_in_sink": events_in_sink,
         "consumer_milestones_s": milestones,
         "image_bytes": image_sizes(),
         "memory": memory,

@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlparse
 
-import boto3
+import localstack_client.session
 import requests
 from botocore.config import Config
 from consumer.settings import ConsumerSettings
@@ -18,7 +19,8 @@ from producer.events import EventFactory, Record, to_record
 from testcontainers.core.container import DockerContainer
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-# LocalStack accepts any key; fixed dummies keep boto3 off the host's real profile.
+# LocalStack accepts any key. The figures' Spark sources and producers, built from settings
+# like the services', find these fixed dummies, never the host's real profile.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -60,8 +62,13 @@ def _wait_for_kinesis(url: str) -> None:
 
 
 def client(url: str) -> Any:
+    """A Kinesis client of the LocalStack at `url`, built by localstack-client (as the
+    producer's `--localstack` builds its own): the emulator's endpoint and dummy keys."""
     config = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=32)
-    return boto3.client("kinesis", endpoint_url=url, region_name=REGION, config=config)
+    session = localstack_client.session.Session(
+        localstack_host=urlparse(url).netloc, region_name=REGION
+    )
+    return session.client("kinesis", config=config)
 
 
 def create_stream(url: str, shards: int) -> str:

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+from tests.clients import localstack_kinesis
 from tests.kinesis_proxy import Behaviours, ByteBucket, KinesisProxy, SlidingWindow
 
 pytestmark = pytest.mark.unit
@@ -23,12 +23,7 @@ MANY_CALLS = 400
 
 def client_of(proxy: KinesisProxy) -> Any:
     """A client that never retries, so the proxy's every answer reaches the test."""
-    return boto3.client(
-        "kinesis",
-        endpoint_url=proxy.url,
-        region_name="us-east-1",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return localstack_kinesis(proxy.url, config=Config(retries={"total_max_attempts": 1}))
 
 
 def error_of(call: Callable[[], Any]) -> str:

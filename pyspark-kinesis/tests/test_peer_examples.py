@@ -10,9 +10,8 @@ default checkpoint directory.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,14 @@ from pyspark_kinesis.aggregation import user_records
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.options import KinesisOptions
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.unit
 
 REGION = "us-east-1"
 ACCESS_KEY, SECRET_KEY = "test", "test"  # qubole's README's placeholders, LocalStack's keys
 QUBOLE_WORDS = ["Kinesis", "Connector", "for", "Apache", "Spark"]
 DEADLINE_S = 120.0
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {DEADLINE_S}s: {what}")
-        time.sleep(0.2)
 
 
 def counts_in(spark: SparkSession, table: str) -> dict[str, int]:
@@ -121,9 +114,17 @@ def test_aws_connector_readme_getrecords_example(
     query, table = word_count_into_memory(kinesis, processingTime="1 second")
     try:
         # LATEST is pinned at the first trigger: what arrives after it is read.
-        wait_until(lambda: query.lastProgress is not None, "the query's first trigger")
+        wait_until(
+            lambda: query.lastProgress is not None,
+            "the query's first trigger",
+            deadline_s=DEADLINE_S,
+        )
         kinesis_client.put_record(StreamName=stream, PartitionKey="k", Data="after")
-        wait_until(lambda: counts_in(spark, table) == {"after": 1}, "the record put after LATEST")
+        wait_until(
+            lambda: counts_in(spark, table) == {"after": 1},
+            "the record put after LATEST",
+            deadline_s=DEADLINE_S,
+        )
     finally:
         query.stop()
 

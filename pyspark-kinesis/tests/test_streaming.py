@@ -6,7 +6,6 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from tests.kinesis_proxy import Behaviours
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -80,13 +80,6 @@ def drain(frame: DataFrame, checkpoint: Path) -> BatchLog:
     return log
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_trim_horizon_reads_every_record_once(
     spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
 ):
@@ -105,9 +98,11 @@ def test_latest_reads_only_what_arrives_after_the_query_starts(
     frame = source(spark, kinesis_endpoint, stream, startingPosition="LATEST")
     query = run(frame, log, tmp_path, processingTime="200 milliseconds")
     try:
-        wait_until(lambda: bool(query.recentProgress), "the query's first trigger")
+        wait_until(
+            lambda: bool(query.recentProgress), "the query's first trigger", deadline_s=DEADLINE_S
+        )
         put(kinesis_client, stream, messages(10, 10))
-        wait_until(lambda: len(log.numbers) >= 10, "the new records")
+        wait_until(lambda: len(log.numbers) >= 10, "the new records", deadline_s=DEADLINE_S)
     finally:
         query.stop()
     assert log.numbers == list(range(10, 20))
@@ -162,6 +157,7 @@ def test_at_timestamp_starts_at_the_first_record_at_or_after_it(
     wait_until(
         lambda: time.time() > _sequence_numbers(kinesis_client, stream)[-1][1].timestamp() + 0.01,
         "a later millisecond",
+        deadline_s=DEADLINE_S,
     )
     put(kinesis_client, stream, messages(5, 5))
     start = _sequence_numbers(kinesis_client, stream)[5][1].isoformat()
@@ -296,10 +292,14 @@ def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
         )
         _wait_active(kinesis_client, stream)
         put_round()
-        wait_until(lambda: len(log.numbers) >= 90, "all 90 records")
+        wait_until(lambda: len(log.numbers) >= 90, "all 90 records", deadline_s=DEADLINE_S)
         # Give the query a few more triggers to show nothing is read twice.
         settled = len(query.recentProgress) + 5
-        wait_until(lambda: len(query.recentProgress) >= settled, "five more triggers")
+        wait_until(
+            lambda: len(query.recentProgress) >= settled,
+            "five more triggers",
+            deadline_s=DEADLINE_S,
+        )
     finally:
         query.stop()
     assert log.numbers == list(range(90))
@@ -341,13 +341,17 @@ def test_idle_shards_and_an_idle_stream_never_stall_the_query(
     frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
     query = run(frame, log, tmp_path, processingTime="100 milliseconds")
     try:
-        wait_until(lambda: len(query.recentProgress) >= 5, "five idle triggers")
+        wait_until(
+            lambda: len(query.recentProgress) >= 5, "five idle triggers", deadline_s=DEADLINE_S
+        )
         # Spark always runs a first batch; after it, an idle stream runs none.
         assert set(log.batches) <= {0}
         assert log.numbers == []
         # Every record to one shard: the three idle ones must not hold it back.
         put(kinesis_client, stream, messages(0, 20), key="one-key")
-        wait_until(lambda: len(log.numbers) >= 20, "records in the busy shard")
+        wait_until(
+            lambda: len(log.numbers) >= 20, "records in the busy shard", deadline_s=DEADLINE_S
+        )
     finally:
         query.stop()
     assert log.numbers == list(range(20))

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ import pytest
 from key_order import Position, keys_over_several_batches, order_violations
 from producer.events import EventFactory
 from testcontainers.compose import DockerCompose
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCER_SEED = 1234
@@ -45,17 +48,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until(condition: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
-    """Polls `condition` until it returns something truthy, or fails after the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {deadline_s:.0f}s waiting for {what}"
-        time.sleep(0.5)
-
-
 @dataclass
 class Stack:
     """The running stack, and the events the tests expect its sink to hold."""
@@ -67,7 +59,8 @@ class Stack:
     expected_dead_letters: int = 0
     spark_ui: str = ""
 
-    wait_until = staticmethod(wait_until)
+    # The shared helper (tests/waiting.py), with the stack's generous deadline.
+    wait_until = staticmethod(partial(wait_until, deadline_s=DEADLINE_S, poll_s=0.5))
 
     def kinesis(self) -> Any:
         """A client of the stack's LocalStack, from localstack-client (its endpoint and keys)."""
@@ -182,7 +175,7 @@ class Stack:
             done = done and report["dead_letters"] >= self.expected_dead_letters
             return report if done else None
 
-        return dict(wait_until(caught_up, f"{len(self.expected)} events in the sink"))
+        return dict(self.wait_until(caught_up, f"{len(self.expected)} events in the sink"))
 
 
 def _shard_records(client: Any, shard: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -144,7 +144,7 @@ def jupyter(stack: Any) -> Iterator[dict[str, Any]]:
                 timeout=BUILD_TIMEOUT_S,
             )
             url = f"http://127.0.0.1:{port}"
-            stack.wait_until(lambda: _answers(url), "JupyterLab to answer", 120)
+            stack.wait_until(lambda: _answers(url), "JupyterLab to answer", deadline_s=120)
             yield {"url": url, "token": settings["JUPYTER_TOKEN"], "compose": compose}
         finally:
             # The stack's own teardown knows nothing of the profile: remove the container here.

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,11 @@ from consumer.settings import ConsumerSettings
 from consumer.sink import BatchSink
 from pyspark.sql import functions as F
 
+from tests.waiting import wait_until
+
 pytestmark = pytest.mark.unit
 
 RUN_TIMEOUT_S = 240
-
-
-def wait_until(condition: Callable[[], object], what: str, deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {deadline_s:.0f}s waiting for {what}"
-        time.sleep(0.2)
 
 
 def _event(message_type: str, count: int) -> dict[str, object]:

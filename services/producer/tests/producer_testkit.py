@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 DEADLINE_S = 60.0
@@ -26,15 +24,6 @@ def read_stream(kinesis_client: Any, stream: str) -> list[dict[str, Any]]:
                 break
             iterator = answer.get("NextShardIterator")
     return records
-
-
-def wait_for(condition: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
-    """Polls `condition` until it returns something truthy, failing after the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
 
 
 def producer_command(*args: str) -> list[str]:

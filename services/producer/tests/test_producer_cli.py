@@ -9,10 +9,12 @@ import signal
 import subprocess
 from pathlib import Path
 
-import boto3
 import pytest
 from producer.events import SAMPLE_MESSAGES, EventFactory
-from producer_testkit import DEADLINE_S, producer_command, read_stream, run_producer, wait_for
+from producer_testkit import DEADLINE_S, producer_command, read_stream, run_producer
+
+from tests.clients import localstack_kinesis
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -56,9 +58,7 @@ def throttled_env(
 
 
 def stream_of(env, client=None):
-    client = client or boto3.client(
-        "kinesis", endpoint_url=env["KINESIS_ENDPOINT_URL"], region_name="us-east-1"
-    )
+    client = client or localstack_kinesis(env["KINESIS_ENDPOINT_URL"])
     return read_stream(client, env["KINESIS_STREAM_NAME"])
 
 
@@ -140,7 +140,7 @@ def test_sigterm_flushes_what_it_produced_and_exits_0(producer_env):
     env = {**os.environ, **producer_env, "PRODUCER_RATE": "300", "PRODUCER_SEED": "9"}
     process = subprocess.Popen(producer_command(), env=env, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: stream_of(producer_env), "the first batch")
+        wait_until(lambda: stream_of(producer_env), "the first batch", deadline_s=DEADLINE_S)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=DEADLINE_S)
     finally:

@@ -6,7 +6,6 @@ import json
 import logging
 import re
 
-import boto3
 import pytest
 from producer.events import (
     MESSAGE_TYPES,
@@ -19,6 +18,8 @@ from producer.events import (
 from producer.settings import ProducerSettings, SettingsError, load_settings
 from producer.writer import MAX_REQUEST_BYTES, KinesisWriter, UnsentFile, UnsentRecordsError
 from producer_testkit import read_stream
+
+from tests.clients import localstack_kinesis
 
 pytestmark = pytest.mark.unit
 
@@ -139,7 +140,7 @@ def test_an_unwritable_unsent_file_is_reported_as_lost(tmp_path, caplog):
 
 
 def writer_for(endpoint, stream, tmp_path, **options):
-    client = boto3.client("kinesis", endpoint_url=endpoint, region_name="us-east-1")
+    client = localstack_kinesis(endpoint)
     return KinesisWriter(client, stream, UnsentFile(tmp_path / "unsent.jsonl"), **options)
 
 

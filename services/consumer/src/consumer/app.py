@@ -76,6 +76,9 @@ def check_stream(settings: ConsumerSettings) -> None:
             log.info("waiting for stream %r: %s", options.stream_name, not_yet)
             announced = True
         time.sleep(STREAM_POLL_S)
+    if announced:
+        # The start-up's phases read from the log: the stream's wait ends here.
+        log.info("stream %r found after %.1f s", options.stream_name, time.monotonic() - started)
 
 
 def _why_not_readable(
@@ -186,6 +189,7 @@ def run(settings: ConsumerSettings) -> int:
     """Runs until SIGTERM/SIGINT (or until drained, with availableNow); returns the exit code."""
     # The JVM starts while the stream is checked (and, beside LocalStack, waited for):
     # the two take about as long, and neither needs the other.
+    began = time.monotonic()
     sessions: list[SparkSession] = []
     starting = threading.Thread(
         target=lambda: sessions.append(build_session(settings)), name="spark", daemon=True
@@ -201,6 +205,7 @@ def run(settings: ConsumerSettings) -> int:
     if not sessions:
         log.error("cannot start: Spark did not start (see the lines above)")
         return 1
+    log.info("Spark session ready after %.1f s", time.monotonic() - began)
     spark = sessions[0]
     sink = BatchSink(settings)
     query = start_query(spark, settings, sink)
@@ -231,9 +236,14 @@ def run(settings: ConsumerSettings) -> int:
 
 
 def _stop_between_batches(query: StreamingQuery, sink: BatchSink) -> None:
-    """Lets the batch in flight finish (up to STOP_GRACE_S), stops, and says which it was."""
+    """Lets the batch in flight finish (up to STOP_GRACE_S), stops, and says which it was.
+
+    A batch is in flight while the sink writes it, not while a trigger merely plans the
+    next one: when planning takes longer than the trigger interval (a busy machine), some
+    trigger is always active, and waiting for none would always wait the whole grace.
+    """
     deadline = time.monotonic() + STOP_GRACE_S
-    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+    while query.isActive and sink.in_flight is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     query.stop()
     if sink.in_flight is not None:
