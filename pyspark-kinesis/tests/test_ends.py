@@ -136,10 +136,19 @@ def test_what_a_read_saw_after_its_end_survives_the_note() -> None:
     assert (again.next_arrival_s, again.millis_behind_latest, again.next_read_s) == (1.25, 40, 2.5)
 
 
-def test_a_store_serves_one_stream_of_several(tmp_path: Path) -> None:
-    several = KinesisOptions.parse({"streamName": "orders,payments", "metadataPath": str(tmp_path)})
+def test_a_store_serves_one_stream_of_several(notes_path: str, endpoint: str) -> None:
+    several = KinesisOptions.parse(
+        {
+            "streamName": "orders,payments",
+            "metadataPath": notes_path,
+            "endpointUrl": endpoint,
+            "region": "us-east-1",
+            "awsAccessKeyId": "test",
+            "awsSecretKey": "test",
+        }
+    )
     with pytest.raises(ValueError, match="one stream"):
-        EndStore(several)
-    EndStore(several.for_stream("payments")).put(SHARD, TRIM_HORIZON, TAKE, END)
-    assert store(tmp_path, "payments").get(SHARD, TRIM_HORIZON, TAKE) == END
-    assert store(tmp_path, "orders").get(SHARD, TRIM_HORIZON, TAKE) is None
+        end_store(several)
+    end_store(several.for_stream("payments")).put(SHARD, TRIM_HORIZON, TAKE, END)
+    assert store(notes_path, endpoint, "payments").get(SHARD, TRIM_HORIZON, TAKE) == END
+    assert store(notes_path, endpoint, "orders").get(SHARD, TRIM_HORIZON, TAKE) is None
