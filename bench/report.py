@@ -219,7 +219,8 @@ def _edit_rows(edit: dict[str, Any]) -> list[Row]:
         (
             "9. Edit to running: a consumer source edit under `docker compose watch`",
             f"{seconds:.1f} s",
-            "edit to the restarted consumer's `query started` line",
+            "edit to the restarted consumer's `query started` line; consumer log after the edit: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in edit.get("consumer_phases_s", {}).items()),
             f"{seconds / 20:.2f}x the target",
             "< 20 s",
             _verdict(seconds < 20),
