@@ -32,9 +32,9 @@ INGEST_RECORDS = 1_000  # the tutorial's loop runs ~30-65 records/s
 DRAIN_RECORDS = 20_000
 # kinesis-mock's ingest slows per record as a shard grows (~3,000 rec/s on an
 # empty 2-shard stream, ~300 at 10,000 per shard): by 20,000 rows the emulator's
-# per-record cost set all three sides alike. 5,000 keeps it in its fast range,
-# lets the per-record loop write every row (~1.5 min; 3 min at load 10), and is ~8x the
-# sink's fixed per-batch cost in Spark.
+# per-record cost set all three sides alike. 5,000 keeps it in its faster range,
+# lets the per-record loop write every row (1.5 to 3 min), and makes the sink's
+# write last several times Spark's fixed cost of a batch (~0.3-0.6 s here).
 SINK_RECORDS = 5_000
 BATCH_READ_RECORDS = 20_000
 LATENCY_RATES = (200, 1000)
