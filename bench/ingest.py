@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from producer.events import Record
 from producer.sending import Pacer, pump
 from producer.settings import ProducerSettings
 from producer.stream import make_client
@@ -33,21 +34,27 @@ def producer_writer(url: str, stream: str, count: int) -> float:
     return elapsed
 
 
-def tutorial_loop(url: str, stream: str, count: int) -> float:
-    """The tutorial's way: one `put_record` call per message; seconds per `count` records.
+def put_one_by_one(
+    url: str, stream: str, records: list[Record], budget_s: float | None = None
+) -> float:
+    """One `put_record` call per record (the tutorial's and qubole's way); seconds for all.
 
-    Stops after TUTORIAL_BUDGET_S (a busy machine can slow it tenfold) and
-    scales its time up to `count` records, so `make bench` keeps its time budget.
+    With `budget_s`, stops after that long (a busy machine can slow it tenfold)
+    and scales its time up to all `records`, so `make bench` keeps its time budget.
     """
     kinesis = client(url)
-    records = event_records(count)
     started = time.perf_counter()
     for sent, record in enumerate(records, start=1):
         kinesis.put_record(StreamName=stream, Data=record.data, PartitionKey=record.partition_key)
         elapsed = time.perf_counter() - started
-        if elapsed > TUTORIAL_BUDGET_S:
-            return elapsed * count / sent
+        if budget_s is not None and elapsed > budget_s:
+            return elapsed * len(records) / sent
     return time.perf_counter() - started
+
+
+def tutorial_loop(url: str, stream: str, count: int) -> float:
+    """The tutorial's way: one `put_record` call per message; seconds per `count` records."""
+    return put_one_by_one(url, stream, event_records(count), TUTORIAL_BUDGET_S)
 
 
 def ceiling(url: str, stream: str, count: int) -> float:

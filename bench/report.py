@@ -180,15 +180,16 @@ def _sink_rows(sink: dict[str, Any]) -> list[Row]:
     count = f"{sink['records']:,} rows, fresh {sink['shards']}-shard stream each"
     return [
         (
-            f'7. Sink: writeStream.format("kinesis") ({count}, from `start()`)',
+            f'7. Sink: writeStream.format("kinesis") ({count}, the batch\'s time)',
             f"{rates['sink']:,.0f} rec/s",
-            f"emulator ceiling {rates['emulator_ceiling']:,.0f} rec/s",
+            f"emulator ceiling {rates['emulator_ceiling']:,.0f} rec/s; from `start()` "
+            f"{rates['sink_from_start']:,.0f} rec/s ({sink['sink_from_start_vs_ceiling']:.2f}x)",
             f"{sink['sink_vs_ceiling']:.2f}x",
             "≥ 0.90x",
             _verdict(sink["sink_vs_ceiling"] >= 0.9),
         ),
         (
-            "7. Sink vs one PutRecord per record (qubole-style)",
+            "7. Sink vs one PutRecord per record (qubole-style), same records",
             f"{rates['sink']:,.0f} rec/s",
             f"per-record loop {rates['one_request_per_record']:,.0f} rec/s",
             f"{sink['sink_vs_per_record']:.1f}x",
