@@ -23,6 +23,7 @@ from tests.kinesis_proxy import (
     KinesisProxy,
     SlidingWindow,
     parse_settings,
+    running_proxy,
 )
 
 pytestmark = pytest.mark.unit
@@ -353,3 +354,11 @@ def test_run_alone_it_forwards_and_counts_what_it_injected(kinesis_endpoint, str
         _, stderr = process.communicate(timeout=DEADLINE_S)
     assert process.returncode == 0
     assert b"'empty_pages': 1" in stderr
+
+
+def test_an_upstream_that_does_not_answer_is_a_503() -> None:
+    with running_proxy(f"http://127.0.0.1:{_free_port()}") as proxy:
+        assert error_of(lambda: client_of(proxy).list_shards(StreamName="s")) == (
+            "ServiceUnavailable"
+        )
+        assert proxy.counters()["upstream_unreachable"] == 1
