@@ -484,5 +484,7 @@ def aws_counters() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    with running_stack() as started:
+    # KINESIS_IT_PROXY=1: the session's stack (test_stack, test_faults, ...) runs through
+    # the AWS-faithful Kinesis proxy, every behaviour on (docker-compose.proxy.yml).
+    with running_stack(proxy=os.environ.get("KINESIS_IT_PROXY") == "1") as started:
         yield started
