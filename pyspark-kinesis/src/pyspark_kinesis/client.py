@@ -4,9 +4,10 @@ Clients never travel inside pickled Spark state: each process (the driver's
 planner, each Python worker) makes one per identity and endpoint on first use
 and keeps it, so a task does not build a client (nor, with a role, call
 AssumeRole) per batch; an assumed role's credentials refresh themselves. Throttling
-is retried twice over: botocore's standard mode for brief bursts, then an outer
-retry with jittered exponential backoff for sustained throttling, so a busy
-shard slows a query down instead of failing or skipping data.
+and Kinesis' own 500 and 503 answers (retryable, as AWS documents them) are retried
+twice over: botocore's standard mode for brief bursts, then an outer retry with
+jittered exponential backoff for sustained ones, so a busy shard or a service
+disruption slows a query down instead of failing or skipping data.
 """
 
 from __future__ import annotations
@@ -69,8 +70,19 @@ def error_code(error: BaseException) -> str:
     return ""
 
 
+def _status(error: BaseException) -> int:
+    if isinstance(error, ClientError):
+        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return 0
+
+
 def _is_throttling(error: BaseException) -> bool:
     return error_code(error) in _THROTTLING
+
+
+def _is_worth_waiting_out(error: BaseException) -> bool:
+    """Throttling, or a 5xx answer (InternalFailure, ServiceUnavailable): both pass."""
+    return _is_throttling(error) or _status(error) >= 500
 
 
 @dataclass(frozen=True)
@@ -203,7 +215,7 @@ def call(options: KinesisOptions, operation: Callable[..., T], **kwargs: Any) ->
 
 
 @retry(
-    retry=retry_if_exception(_is_throttling),
+    retry=retry_if_exception(_is_worth_waiting_out),
     wait=wait_random_exponential(multiplier=0.2, max=10),
     stop=stop_after_delay(THROTTLING_PATIENCE_S),
     before_sleep=before_sleep_log(log, logging.DEBUG),
@@ -239,5 +251,11 @@ def _explain(error: ClientError, options: KinesisOptions, region: str | None) ->
         return KinesisSourceError(
             f"stream {stream!r} stayed throttled for {THROTTLING_PATIENCE_S:.0f}s ({code}): "
             "lower the read rate (maxFetchRate, minFetchPeriod) or add shards"
+        )
+    if _status(error) >= 500:
+        where = options.endpoint_url or f"the AWS endpoint of region {region or options.region!r}"
+        return KinesisSourceError(
+            f"Kinesis at {where} kept answering {code or 'an error'} (HTTP {_status(error)}) "
+            f"for {THROTTLING_PATIENCE_S:.0f}s: check the service's health, then restart"
         )
     return error  # type: ignore[no-any-return]  # botocore's exceptions are untyped
