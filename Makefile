@@ -4,7 +4,7 @@ COMPOSE := docker compose
 # uv from PATH, or as a module of the Python that `make env` installed it into.
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: help up up-cluster up-aws down clean logs env test unit-test integration-test aws-smoke lint bench docs watch tail
+.PHONY: help up up-cluster up-aws up-proxy down clean logs env test unit-test integration-test aws-smoke lint bench docs watch tail
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,11 +19,14 @@ up-cluster: ## the stack with the consumer on a Spark standalone master and two 
 up-aws: ## producer and consumer against real AWS (see README: Real AWS)
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.aws.yml up --build -d producer consumer
 
+up-proxy: ## the stack through a Kinesis that behaves like AWS (see README: Under AWS's limits)
+	$(COMPOSE) -f docker-compose.yml -f docker-compose.proxy.yml up --build -d
+
 down: ## stop the stack, keeping its data (checkpoints, sink)
-	$(COMPOSE) --profile cluster --profile notebook down
+	$(COMPOSE) --profile cluster --profile notebook down --remove-orphans
 
 clean: ## stop the stack and delete its volumes
-	$(COMPOSE) --profile cluster --profile notebook down --volumes
+	$(COMPOSE) --profile cluster --profile notebook down --volumes --remove-orphans
 
 logs: ## follow every service's log
 	$(COMPOSE) logs --follow

@@ -26,19 +26,30 @@ expire iterators by age, and can answer an empty page whose next iterator
 still points at the records it held back. Bodies are Kinesis' JSON 1.1, as
 botocore sends them; a body in another encoding (CBOR, from the Java SDK) is
 passed through untouched, with no behaviour applied.
+
+It also runs alone, as a service on the Compose network
+(`docker-compose.proxy.yml`): `python -m kinesis_proxy --upstream URL --listen
+HOST:PORT [--aws] [--iterator-lifetime-s 30] ...`, every behaviour a flag or a
+`KINESIS_PROXY_<NAME>` variable (flags win). `GET /_proxy/events` answers its
+counters as JSON, `GET /_proxy/health` that it serves.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import dataclasses
 import hashlib
 import json
+import os
 import random
+import signal
+import sys
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
@@ -209,8 +220,13 @@ class KinesisProxy(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, behaviours: Behaviours | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(
+        self,
+        upstream: str,
+        behaviours: Behaviours | None = None,
+        address: tuple[str, int] = ("127.0.0.1", 0),
+    ) -> None:
+        super().__init__(address, _Handler)
         self.upstream = upstream
         self.behaviours = behaviours or Behaviours()
         self.events: Counter[str] = Counter()
@@ -224,6 +240,10 @@ class KinesisProxy(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.events)
 
     def answer(self, operation: str, raw: bytes, headers: Message) -> Answer:
         """The answer to one call; the body is parsed only when it is JSON."""
@@ -526,7 +546,12 @@ class KinesisProxy(ThreadingHTTPServer):
             if name.lower() not in ("host", "content-length", "x-amz-target")
         }
         passed["X-Amz-Target"] = f"Kinesis_20131202.{operation}"
-        answer = self._session().post(self.upstream + "/", data=raw, headers=passed, timeout=60)
+        try:
+            answer = self._session().post(self.upstream + "/", data=raw, headers=passed, timeout=60)
+        except requests.RequestException as error:
+            # LocalStack away (starting, restarting): a gateway's answer, which clients retry.
+            self._count("upstream_unreachable")
+            return _error("ServiceUnavailable", f"upstream {self.upstream}: {error}", 503)
         return Answer(answer.status_code, answer.content, answer.headers.get("Content-Type", ""))
 
 
@@ -547,6 +572,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer.body)
 
+    def do_GET(self) -> None:
+        document: dict[str, Any]
+        if self.path == "/_proxy/events":
+            document = dict(self.server.counters())
+        elif self.path == "/_proxy/health":
+            document = {"status": "serving", "upstream": self.server.upstream}
+        else:
+            self.send_error(404)
+            return
+        body = json.dumps(document).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -562,3 +603,97 @@ def running_proxy(upstream: str, behaviours: Behaviours | None = None) -> Iterat
     finally:
         proxy.shutdown()
         proxy.server_close()
+
+
+# Running alone -----------------------------------------------------------------
+
+ENVIRONMENT_PREFIX = "KINESIS_PROXY_"
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+@dataclass
+class ProxySettings:
+    upstream: str
+    host: str
+    port: int
+    behaviours: Behaviours
+
+
+def _parse_value(name: str, default: Any, text: str) -> Any:
+    """A behaviour's value from text, typed as its default is."""
+    lowered = text.strip().lower()
+    if isinstance(default, bool):
+        if lowered not in _TRUE | _FALSE:
+            raise ValueError(f"{name}: {text!r} is not true or false")
+        return lowered in _TRUE
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, frozenset):
+        return frozenset(part.strip() for part in text.split(",") if part.strip())
+    # floats, and iterator_lifetime_s (None: never expire)
+    return None if lowered in {"", "none", "never"} else float(text)
+
+
+def parse_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> ProxySettings:
+    """Where to listen and forward, and the behaviours: flags, else KINESIS_PROXY_* variables.
+
+    `--aws` (KINESIS_PROXY_AWS=true) starts from `Behaviours.aws()`, every other
+    behaviour from off; each behaviour is named as its `Behaviours` field,
+    `--empty-page-probability 0.1` or KINESIS_PROXY_EMPTY_PAGE_PROBABILITY=0.1.
+    """
+    environ = os.environ if environ is None else environ
+    fields = {field.name: field for field in dataclasses.fields(Behaviours)}
+    parser = argparse.ArgumentParser(prog="python -m kinesis_proxy", description=__doc__)
+    parser.add_argument("--upstream", help="LocalStack's URL (KINESIS_PROXY_UPSTREAM)")
+    parser.add_argument("--listen", help="HOST:PORT to serve on (KINESIS_PROXY_LISTEN)")
+    parser.add_argument("--aws", action="store_const", const="true", help="AWS's limits")
+    for name in fields:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="VALUE")
+    given = vars(parser.parse_args(argv))
+
+    def setting(name: str) -> str | None:
+        value = given.get(name)
+        return value if value is not None else environ.get(ENVIRONMENT_PREFIX + name.upper())
+
+    upstream = setting("upstream")
+    if not upstream:
+        parser.error("--upstream (or KINESIS_PROXY_UPSTREAM) is required")
+    host, _, port = (setting("listen") or "127.0.0.1:4567").rpartition(":")
+    overrides = {}
+    for name, field in fields.items():
+        text = setting(name)
+        if text is not None:
+            try:
+                overrides[name] = _parse_value(name, field.default, text)
+            except ValueError as error:
+                parser.error(str(error))
+    aws = _parse_value("aws", False, setting("aws") or "false")
+    behaviours = Behaviours.aws(**overrides) if aws else Behaviours(**overrides)
+    return ProxySettings(upstream.rstrip("/"), host or "127.0.0.1", int(port), behaviours)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = parse_settings(argv)
+    proxy = KinesisProxy(settings.upstream, settings.behaviours, (settings.host, settings.port))
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    print(
+        f"kinesis proxy on {settings.host}:{proxy.server_address[1]} -> {settings.upstream}: "
+        f"{settings.behaviours}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        proxy.serve_forever()
+    finally:
+        print(f"kinesis proxy stopping; it did: {proxy.counters()}", file=sys.stderr, flush=True)
+        proxy.server_close()
+
+
+if __name__ == "__main__":
+    main()

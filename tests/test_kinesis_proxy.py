@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +17,15 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
 from tests.clients import localstack_kinesis
-from tests.kinesis_proxy import Behaviours, ByteBucket, KinesisProxy, SlidingWindow
+from tests.kinesis_proxy import (
+    Behaviours,
+    ByteBucket,
+    KinesisProxy,
+    SlidingWindow,
+    parse_settings,
+    running_proxy,
+)
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -56,11 +70,7 @@ def put(client: Any, stream: str, count: int, size: int = 10) -> None:
 
 
 def poll(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
+    return wait_until(condition, what, DEADLINE_S, poll_s=0.05)
 
 
 def test_with_every_behaviour_off_it_is_a_pass_through(kinesis_proxy, stream_factory):
@@ -248,3 +258,94 @@ def test_a_byte_bucket_lets_one_call_overdraw_then_waits_it_out() -> None:
     bucket.spend(500)
     assert not bucket.allows(start + 3.9)
     assert bucket.allows(start + 4.1)
+
+
+def test_settings_come_from_flags_over_kinesis_proxy_variables() -> None:
+    environ = {
+        "KINESIS_PROXY_UPSTREAM": "http://localstack:4566",
+        "KINESIS_PROXY_AWS": "true",
+        "KINESIS_PROXY_ITERATOR_LIFETIME_S": "45",
+        "KINESIS_PROXY_EMPTY_PAGE_PROBABILITY": "0.1",
+        "KINESIS_PROXY_FAULTY_OPERATIONS": "GetRecords, PutRecords",
+    }
+    settings = parse_settings(
+        ["--listen", "127.0.0.1:4600", "--iterator-lifetime-s", "30", "--read-limits", "false"],
+        environ,
+    )
+    assert (settings.upstream, settings.host, settings.port) == (
+        "http://localstack:4566",
+        "127.0.0.1",
+        4600,
+    )
+    assert settings.behaviours == Behaviours.aws(
+        iterator_lifetime_s=30.0,
+        read_limits=False,
+        empty_page_probability=0.1,
+        faulty_operations=frozenset({"GetRecords", "PutRecords"}),
+    )
+
+
+def test_without_aws_every_behaviour_starts_off() -> None:
+    settings = parse_settings(["--upstream", "http://u/"], {})
+    assert (settings.upstream, settings.behaviours) == ("http://u", Behaviours())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["--upstream", "http://u", "--read-limits", "maybe"], ["--upstream", "u", "--seed", "x"]],
+)
+def test_missing_or_mistyped_settings_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(argv, {})
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return json.loads(answer.read())
+    except OSError:
+        return None
+
+
+def test_run_alone_it_forwards_and_counts_what_it_injected(kinesis_endpoint, stream_factory):
+    stream = stream_factory(1)
+    port = _free_port()
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "tests.kinesis_proxy", "--upstream", kinesis_endpoint]
+    environ = {"KINESIS_PROXY_LISTEN": f"127.0.0.1:{port}", "KINESIS_PROXY_EMPTY_PAGES_FIRST": "1"}
+    process = subprocess.Popen(
+        command, cwd=root, env={"PATH": "/usr/bin:/bin", **environ}, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert poll(lambda: _get(f"{url}/_proxy/health"), "the proxy to serve")["status"]
+        client = localstack_kinesis(url, config=Config(retries={"total_max_attempts": 1}))
+        client.put_record(StreamName=stream, Data=b"x", PartitionKey="k")
+        answer = client.get_records(
+            ShardIterator=client.get_shard_iterator(
+                StreamName=stream, ShardId=SHARD_0, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        )
+        assert answer["Records"] == [] and answer["MillisBehindLatest"] > 0
+        counters = _get(f"{url}/_proxy/events")
+        assert counters["empty_pages"] == 1
+        assert counters["calls:GetRecords"] == 1
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=DEADLINE_S)
+    assert process.returncode == 0
+    assert b"'empty_pages': 1" in stderr
+
+
+def test_an_upstream_that_does_not_answer_is_a_503() -> None:
+    with running_proxy(f"http://127.0.0.1:{_free_port()}") as proxy:
+        assert error_of(lambda: client_of(proxy).list_shards(StreamName="s")) == (
+            "ServiceUnavailable"
+        )
+        assert proxy.counters()["upstream_unreachable"] == 1

@@ -22,8 +22,11 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+import boto3
 import localstack_client.session
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 from key_order import Position, keys_over_several_batches, order_violations
 from producer.events import EventFactory
 from testcontainers.compose import DockerCompose
@@ -38,6 +41,18 @@ SHARDS = 2
 DEADLINE_S = 480.0
 # The whole suite runs with LocalStack refusing a share of PutRecords entries.
 THROTTLING_PROBABILITY = "0.2"
+# Whole-call answers a put from the host resends (AWS's, or the proxy's imitation of them).
+RETRYABLE_CALL_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "KMSThrottlingException",
+        "LimitExceededException",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
+# The pause before resending refused entries: a shard's write limit is per second.
+RESEND_PAUSE_S = 0.2
 # DockerCompose starts no Ryuk reaper; this keeps any other testcontainers helper from pulling one.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
@@ -58,6 +73,8 @@ class Stack:
     expected: dict[str, dict[str, Any]] = field(default_factory=dict)
     expected_dead_letters: int = 0
     spark_ui: str = ""
+    # The Kinesis proxy (docker-compose.proxy.yml) on the host, when the stack runs through it.
+    proxy: str = ""
 
     # The shared helper (tests/waiting.py), with the stack's generous deadline.
     wait_until = staticmethod(partial(wait_until, deadline_s=DEADLINE_S, poll_s=0.5))
@@ -67,18 +84,40 @@ class Stack:
         host = self.endpoint.removeprefix("http://")
         return localstack_client.session.Session(localstack_host=host).client("kinesis")
 
-    def put(self, payloads: list[bytes]) -> None:
-        """PutRecords from the host, resending entries LocalStack refused."""
-        pending = [
-            {"Data": data, "PartitionKey": f"key-{n % 7}"} for n, data in enumerate(payloads)
-        ]
-        client = self.kinesis()
+    def writer(self) -> Any:
+        """The client the tests put with: through the proxy when the stack runs behind one."""
+        if not self.proxy:
+            return self.kinesis()
+        return boto3.client(
+            "kinesis",
+            endpoint_url=self.proxy,
+            region_name="us-east-1",
+            # LocalStack's documented dummies, not secrets.
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"mode": "standard", "max_attempts": 5}),
+        )
+
+    def put(self, payloads: list[bytes], key: Callable[[int], str] | None = None) -> None:
+        """PutRecords from the host, resending entries (or calls) Kinesis refused."""
+        key = key or (lambda n: f"key-{n % 7}")
+        pending = [{"Data": data, "PartitionKey": key(n)} for n, data in enumerate(payloads)]
+        client = self.writer()
         deadline = time.monotonic() + DEADLINE_S
         while pending:
             assert time.monotonic() < deadline, f"{len(pending)} records still refused"
-            answer = client.put_records(StreamName="events", Records=pending)
+            try:
+                answer = client.put_records(StreamName="events", Records=pending)
+            except (ConnectionClosedError, EndpointConnectionError):
+                continue
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in RETRYABLE_CALL_ERRORS:
+                    raise
+                continue
             results = zip(pending, answer["Records"], strict=True)
             pending = [entry for entry, result in results if "ErrorCode" in result]
+            if pending:
+                time.sleep(RESEND_PAUSE_S)
 
     def put_events(self, count: int, message_type: str) -> list[str]:
         """Puts `count` new events of one type; the sink is expected to hold them."""
@@ -166,7 +205,7 @@ class Stack:
             totals["count_sum"] += event["count"]
         return dict(sorted(counts.items()))
 
-    def wait_for_sink(self) -> dict[str, Any]:
+    def wait_for_sink(self, deadline_s: float = DEADLINE_S) -> dict[str, Any]:
         """The sink's report once it holds every expected event and dead letter."""
 
         def caught_up() -> dict[str, Any] | None:
@@ -175,7 +214,9 @@ class Stack:
             done = done and report["dead_letters"] >= self.expected_dead_letters
             return report if done else None
 
-        return dict(self.wait_until(caught_up, f"{len(self.expected)} events in the sink"))
+        return dict(
+            wait_until(caught_up, f"{len(self.expected)} events in the sink", deadline_s, 0.5)
+        )
 
 
 def _shard_records(client: Any, shard: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -249,7 +290,80 @@ def record_fault(stack: Stack) -> Callable[[str, int, float], dict[str, Any]]:
     return record
 
 
+# The stack through the AWS-faithful proxy (test_aws_faithful.py): one row per case, and
+# what the proxy injected over the module (its counters), printed after the run.
+AWS_ROWS: list[dict[str, Any]] = []
+AWS_COUNTERS: dict[str, Any] = {}
+
+
+@pytest.fixture
+def record_case() -> Callable[..., dict[str, Any]]:
+    """Checks a stack's sink holds exactly what was sent, in per-key order, within a bound.
+
+    `stall` is the time from `started` (the case's last put, or the consumer's restart)
+    to the sink holding everything; past `stall_bound_s` the case fails, with its row.
+    """
+
+    def record(
+        stack: Stack, behaviour: str, sent: int, started: float, stall_bound_s: float
+    ) -> dict[str, Any]:
+        caught_up = True
+        try:
+            report = stack.wait_for_sink(deadline_s=stall_bound_s)
+        except AssertionError:
+            caught_up, report = False, stack.report()
+        stall_s = time.monotonic() - started
+        in_sink = set(report["event_ids"])
+        violations, spanning = key_order_violations(stack)
+        AWS_ROWS.append(
+            {
+                "behaviour": behaviour,
+                "records": sent,
+                "in_sink": report["events"],
+                "lost": len(set(stack.expected) - in_sink),
+                "duplicated": report["duplicate_event_ids"],
+                "stall": f"{stall_s:.1f} s" if caught_up else f"> {stall_bound_s:.0f} s",
+                "order": (
+                    f"{len(violations)} violations"
+                    if violations
+                    else f"kept ({spanning} keys over several batches)"
+                ),
+            }
+        )
+        assert caught_up, f"the sink did not catch up within {stall_bound_s:.0f} s"
+        assert report["event_ids"] == sorted(stack.expected)
+        assert report["duplicate_event_ids"] == 0
+        assert report["dead_letters"] == stack.expected_dead_letters
+        assert not violations, "\n".join(violations)
+        return report
+
+    return record
+
+
+def _aws_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_sep("=", "under AWS's limits (the Kinesis proxy, every behaviour on)")
+    terminalreporter.write_line(
+        "| behaviour | records | in sink | lost | duplicated | stall | order |"
+    )
+    terminalreporter.write_line("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for row in AWS_ROWS:
+        terminalreporter.write_line(
+            f"| {row['behaviour']} | {row['records']} | {row['in_sink']} | {row['lost']} "
+            f"| {row['duplicated']} | {row['stall']} | {row['order']} |"
+        )
+    if AWS_COUNTERS:
+        terminalreporter.write_line("")
+        terminalreporter.write_line("| what the proxy injected | times |")
+        terminalreporter.write_line("| --- | ---: |")
+        for name, times in AWS_COUNTERS.items():
+            terminalreporter.write_line(f"| {name} | {times} |")
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    terminalreporter.write_line(f"load average at the end (1, 5, 15 min): {load}")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if AWS_ROWS or AWS_COUNTERS:
+        _aws_summary(terminalreporter)
     if not FAULT_ROWS:
         return
     terminalreporter.write_sep("=", "fault suite")
@@ -289,12 +403,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+# The override that puts the AWS-faithful Kinesis proxy between the services and LocalStack.
+PROXY_COMPOSE_FILES = ["docker-compose.yml", "docker-compose.proxy.yml"]
+
+
 @contextmanager
-def running_stack(profiles: list[str] | None = None, **overrides: str) -> Iterator[Stack]:
-    """The Compose stack under a fresh project name and free ports, removed afterwards."""
+def running_stack(
+    profiles: list[str] | None = None, *, proxy: bool = False, **overrides: str
+) -> Iterator[Stack]:
+    """The Compose stack under a fresh project name and free ports, removed afterwards.
+
+    With `proxy`, it runs with docker-compose.proxy.yml: producer and consumer reach
+    LocalStack only through the AWS-faithful Kinesis proxy, and so do `Stack.put`'s calls.
+    """
     settings = {
         "COMPOSE_PROJECT_NAME": f"kinesis-it-{uuid.uuid4().hex[:8]}",
         "LOCALSTACK_PORT": str(_free_port()),
+        "KINESIS_PROXY_PORT": str(_free_port()),
         "SPARK_UI_PORT": str(_free_port()),
         "SPARK_MASTER_UI_PORT": str(_free_port()),
         "KINESIS_SHARD_COUNT": str(SHARDS),
@@ -308,7 +433,14 @@ def running_stack(profiles: list[str] | None = None, **overrides: str) -> Iterat
     }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)  # Compose reads them when testcontainers runs it
-    compose = DockerCompose(ROOT, build=True, wait=False, quiet_build=True, profiles=profiles)
+    compose = DockerCompose(
+        ROOT,
+        compose_file_name=PROXY_COMPOSE_FILES if proxy else None,
+        build=True,
+        wait=False,
+        quiet_build=True,
+        profiles=profiles,
+    )
     # A stack that fails to come up fails in the fixture, before any test is reported:
     # its logs are printed here (the failing tests' own reports carry them otherwise).
     started = False
@@ -317,6 +449,8 @@ def running_stack(profiles: list[str] | None = None, **overrides: str) -> Iterat
         started = True
         stack = Stack(compose, f"http://127.0.0.1:{settings['LOCALSTACK_PORT']}")
         stack.spark_ui = f"http://127.0.0.1:{settings['SPARK_UI_PORT']}"
+        if proxy:
+            stack.proxy = f"http://127.0.0.1:{settings['KINESIS_PROXY_PORT']}"
         stack.expect_seeded(int(settings["PRODUCER_SEED"]), int(settings["PRODUCER_COUNT"]))
         yield stack
     finally:
@@ -338,6 +472,14 @@ def stack_factory() -> Callable[..., Any]:
 
 
 @pytest.fixture(scope="session")
+def aws_counters() -> dict[str, Any]:
+    """Filled with what the proxy injected, printed after the run (test_aws_faithful.py)."""
+    return AWS_COUNTERS
+
+
+@pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    with running_stack() as started:
+    # KINESIS_IT_PROXY=1: the session's stack (test_stack, test_faults, ...) runs through
+    # the AWS-faithful Kinesis proxy, every behaviour on (docker-compose.proxy.yml).
+    with running_stack(proxy=os.environ.get("KINESIS_IT_PROXY") == "1") as started:
         yield started
