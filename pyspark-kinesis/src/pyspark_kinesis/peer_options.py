@@ -32,7 +32,8 @@ class NotNeeded:
 
 _RETRIED = (
     "Kinesis calls are retried by botocore, and throttling again with jittered "
-    "exponential backoff for up to five minutes"
+    "exponential backoff for up to five minutes; reads also wait out 500/503 answers and "
+    "dropped connections until readRetryDeadline"
 )
 _FIXED_AT_PLANNING = (
     "a batch takes the records that had arrived when it was planned, so its tasks stop by "
