@@ -184,7 +184,9 @@ def _ready(stack) -> bool:
     ],
 )
 def test_misconfiguration_is_one_clear_line_and_a_non_zero_exit(stack, service, setting, message):
-    extra = ["-e", "AWS_SECRET_ACCESS_KEY="] if setting.startswith("AWS_ACCESS_KEY_ID") else []
+    # Without keys the credential chain would end at EC2's metadata service: not from a test.
+    no_keys = ["-e", "AWS_SECRET_ACCESS_KEY=", "-e", "AWS_EC2_METADATA_DISABLED=true"]
+    extra = no_keys if setting.startswith("AWS_ACCESS_KEY_ID") else []
     run = stack.run("run", "--rm", "--no-deps", "-e", setting, *extra, service, check=False)
     assert run.returncode != 0
     assert message in run.stdout + run.stderr

@@ -180,6 +180,27 @@ def test_a_stream_that_never_comes_stops_with_one_clear_line(consumer_env):
     assert "Traceback" not in run.stderr
 
 
+def test_missing_credentials_stop_the_consumer_at_once(consumer_env):
+    # They never turn up by waiting: no wait for the stream (here up to 120 s), one line.
+    env = {
+        **consumer_env,
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        # The chain's last resort asks EC2's metadata service: not from a test.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "CONSUMER_STREAM_WAIT_SECONDS": "120",
+    }
+    started = time.monotonic()
+    run = _consumer([], env)
+    assert run.returncode == 1
+    assert "cannot start: no AWS credentials found" in run.stderr
+    assert "waited" not in run.stderr
+    assert time.monotonic() - started < 60
+    assert "Traceback" not in run.stderr
+
+
 def test_an_endpoint_that_never_answers_stops_with_one_clear_line(consumer_env):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

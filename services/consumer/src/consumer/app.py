@@ -19,7 +19,8 @@ from types import FrameType
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+import botocore.exceptions
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
@@ -108,10 +109,14 @@ def _why_not_readable(
 
 
 def _may_pass(error: Exception) -> bool:
-    """True for an emulator still starting or a stream not created yet."""
+    """True for an emulator still starting or a stream not created yet.
+
+    Missing credentials are a BotoCoreError too, but they never turn up by waiting:
+    only no answer from the endpoint (yet) passes.
+    """
     cause = error if isinstance(error, ClientError) else error.__cause__
     if isinstance(cause, BotoCoreError):
-        return True  # no answer from the endpoint (yet)
+        return isinstance(cause, botocore.exceptions.ConnectionError | HTTPClientError)
     if isinstance(cause, ClientError):
         status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return error_code(cause) == "ResourceNotFoundException" or status >= 500
