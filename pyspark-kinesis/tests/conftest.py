@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,3 +44,12 @@ def stream_contents(kinesis_client):  # type: ignore[no-untyped-def]
         return found
 
     return read
+
+
+@pytest.fixture(params=["directory", "s3"])
+def notes_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where batch ends are noted: a local directory, or a prefix in a fresh LocalStack bucket."""
+    if request.param == "directory":
+        return str(tmp_path / "ends")
+    bucket = request.getfixturevalue("s3_bucket")
+    return f"s3://{bucket}/checkpoints/kinesis-ends"

@@ -20,15 +20,6 @@ END = ShardEnd(after("49590000000000000000000000002"), ended=False, records=10)
 OTHER_END = ShardEnd(after("49590000000000000000000000009"), ended=False, records=10)
 
 
-@pytest.fixture(params=["directory", "s3"])
-def notes_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where notes go: a local directory, or a prefix in a fresh LocalStack bucket."""
-    if request.param == "directory":
-        return str(tmp_path / "ends")
-    bucket = request.getfixturevalue("s3_bucket")
-    return f"s3://{bucket}/checkpoints/kinesis-ends"
-
-
 @pytest.fixture
 def endpoint(kinesis_endpoint: str) -> str:
     return kinesis_endpoint

@@ -122,20 +122,11 @@ def test_a_batch_without_limits_takes_at_most_the_default_cap_per_shard(
     assert state.take.limit == DEFAULT_MAX_RECORDS_PER_SHARD
 
 
-@pytest.mark.parametrize("store", ["directory", "s3"])
 def test_committing_a_batch_removes_the_notes_of_the_batch_before(
-    kinesis_endpoint: str,
-    kinesis_client: Any,
-    stream_factory: Any,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    store: str,
+    kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, notes_path: str
 ) -> None:
     stream = stream_factory(1)
-    notes: Path | str = tmp_path
-    if store == "s3":
-        notes = f"s3://{request.getfixturevalue('s3_bucket')}/checkpoint/kinesis-ends"
-    reader = reader_noting_in(notes, kinesis_endpoint, stream)
+    reader = reader_noting_in(notes_path, kinesis_endpoint, stream)
     ends = []
     start = reader.initialOffset()
     for _ in range(3):
@@ -265,23 +256,17 @@ def test_a_reshard_is_planned_once_the_listing_interval_has_passed(
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("store", ["directory", "s3"])
 def test_of_two_attempts_racing_on_one_note_the_first_to_note_wins_and_the_other_fails(
     kinesis_proxy: Any,
     kinesis_client: Any,
     stream_factory: Any,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    store: str,
+    notes_path: str,
+    kinesis_endpoint: str,
 ) -> None:
     stream = stream_factory(1)
-    notes: Path | str = tmp_path
-    s3_endpoint: dict[str, str] = {}
-    if store == "s3":
-        notes = f"s3://{request.getfixturevalue('s3_bucket')}/checkpoint/kinesis-ends"
-        # Kinesis through the proxy, S3 straight to LocalStack.
-        s3_endpoint["s3_endpoint_url"] = request.getfixturevalue("kinesis_endpoint")
-    reader = reader_noting_in(notes, kinesis_proxy.url, stream, **s3_endpoint)
+    # Kinesis through the proxy, S3 (when the notes are there) straight to LocalStack.
+    s3_endpoint = {"s3_endpoint_url": kinesis_endpoint} if notes_path.startswith("s3://") else {}
+    reader = reader_noting_in(notes_path, kinesis_proxy.url, stream, **s3_endpoint)
     kinesis_proxy.behaviours = Behaviours(visibility_delay_s=4.0)
     kinesis_client.put_record(StreamName=stream, Data=b"first", PartitionKey="k")
     shown(kinesis_proxy, stream, 1)
