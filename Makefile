@@ -42,15 +42,17 @@ env: ## install uv if missing, then the locked dev environment
 	$(UV) sync --frozen
 
 test: env ## every test: unit, then integration (the whole Compose stack)
-	@# Two sessions, so the unit suites' LocalStack containers are gone before the stack starts.
+	@# Separate sessions, so the unit suites' LocalStack containers are gone before the stack starts.
 	$(UV) run pytest -m unit
-	$(UV) run pytest -m integration
+	$(MAKE) --no-print-directory integration-test
 
 unit-test: env ## unit tests: real LocalStack containers and a local Spark, no Compose stack
 	$(UV) run pytest -m unit
 
 integration-test: env ## the integration suite: the Compose stack through testcontainers
 	$(UV) run pytest -m integration
+	@# The fault suite again, with the stack behind the AWS-faithful proxy, every behaviour on.
+	KINESIS_IT_PROXY=1 $(UV) run pytest -m integration tests/integration/test_faults.py
 
 aws-smoke: env ## opt-in: real AWS (needs AWS_SMOKE_STREAM and credentials; skipped otherwise)
 	@# pytest exits 5 when the module skipped itself for lack of credentials: say so, succeed.

@@ -1,60 +1,26 @@
 """Fixtures shared by every test folder: a real LocalStack Kinesis for the unit suites.
 
 The unit suites talk to the same emulator the Compose stack runs
-(`localstack/localstack:4.14.0`), started once per test session with
-testcontainers and published on 127.0.0.1 only. Ryuk, testcontainers' reaper,
-cannot be pulled on registry-less machines, so the container is removed by the
-fixture itself.
+(`localstack/localstack:4.14.0`, see tests/localstack.py), started once per
+test session and published on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import requests
-from botocore.exceptions import BotoCoreError, ClientError
-from testcontainers.core.container import DockerContainer
 
 from tests.clients import localstack_kinesis, localstack_service
 from tests.kinesis_proxy import Behaviours, KinesisProxy, running_proxy
+from tests.localstack import running_localstack
 
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
-LOCALSTACK_IMAGE = "localstack/localstack:4.14.0"
 REGION = "us-east-1"
-STARTUP_DEADLINE_S = 90.0
+SERVICES = "kinesis,s3,sts"
 THROTTLING_PROBABILITY = 0.3
-
-
-def _wait_for_kinesis(url: str) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE_S
-    last_error = "no answer yet"
-    while time.monotonic() < deadline:
-        try:
-            services = requests.get(f"{url}/_localstack/health", timeout=2).json()["services"]
-            if services.get("kinesis") in ("available", "running"):
-                # LocalStack starts its Kinesis engine on the first call, which a busy
-                # machine can refuse: the first test must not be the one to find out.
-                localstack_kinesis(url).list_streams()
-                return
-            last_error = f"kinesis is {services.get('kinesis')!r}"
-        except (
-            requests.RequestException,
-            ValueError,
-            KeyError,
-            BotoCoreError,
-            ClientError,
-        ) as error:
-            last_error = str(error)
-        time.sleep(0.5)
-    raise RuntimeError(f"LocalStack at {url} not ready within {STARTUP_DEADLINE_S}s: {last_error}")
-
 
 SUITES = ("unit", "integration", "aws")
 
@@ -69,29 +35,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError(f"tests without a unit/integration/aws marker: {unmarked}")
 
 
-@contextmanager
-def _localstack(**settings: str) -> Iterator[str]:
-    # S3 holds the source's batch-end notes when checkpoints live there; STS assumes roles.
-    container = DockerContainer(LOCALSTACK_IMAGE).with_env("SERVICES", "kinesis,s3,sts")
-    # The emulator's artificial 500 ms delay on stream operations only slows tests.
-    container.with_env("KINESIS_LATENCY", "0")
-    for name, value in settings.items():
-        container.with_env(name, value)
-    container.ports["4566/tcp"] = ("127.0.0.1",)
-    container.start()
-    try:
-        port = container.get_docker_client().port(container.get_container_id(), 4566)
-        url = f"http://127.0.0.1:{port}"
-        _wait_for_kinesis(url)
-        yield url
-    finally:
-        container.stop()
-
-
 @pytest.fixture(scope="session")
 def kinesis_endpoint() -> Iterator[str]:
     """URL of a LocalStack Kinesis, fresh for this test session."""
-    with _localstack() as url:
+    # S3 holds the source's batch-end notes when checkpoints live there; STS assumes roles.
+    with running_localstack(SERVICES) as url:
         yield url
 
 
@@ -102,7 +50,7 @@ def throttled_kinesis_endpoint() -> Iterator[str]:
     LocalStack injects its errors into PutRecord(s) only; reads are throttled by
     the `throttling_proxy` in front of it.
     """
-    with _localstack(KINESIS_ERROR_PROBABILITY=str(THROTTLING_PROBABILITY)) as url:
+    with running_localstack(SERVICES, KINESIS_ERROR_PROBABILITY=str(THROTTLING_PROBABILITY)) as url:
         yield url
 
 

@@ -92,7 +92,7 @@ def attempt(name: str, figure: Callable[[], Any]) -> Any:
 
 
 def spark_figures(results: dict[str, Any]) -> None:
-    spark_names = {"drain", "sink", "batch read", "latency"}
+    spark_names = {"drain", "drain under limits", "sink", "batch read", "latency"}
     if only and not only & spark_names:
         return
     # The JVM starts only now, after the figures that want both cores to themselves.
@@ -113,6 +113,11 @@ def spark_figures(results: dict[str, Any]) -> None:
             with fresh_localstack() as url:
                 return sink.measure_batch_read(spark, url, BATCH_READ_RECORDS)
 
+        def limited_drain_figures() -> dict[str, Any]:
+            with fresh_localstack() as url:
+                return drain.measure_under_limits(spark, url)
+
+        results["drain_under_limits"] = attempt("drain under limits", limited_drain_figures)
         results["sink"] = attempt("sink", sink_figures)
         results["batch_read"] = attempt("batch read", batch_read_figures)
         results["latency"] = attempt(

@@ -1,4 +1,5 @@
-"""Figures 2, 5 and 6: draining a preloaded stream through Spark, beside a plain boto3 reader.
+"""Figures 2, 5, 6 and 10: draining a preloaded stream through Spark, beside a plain boto3
+reader; figure 10 through the AWS-faithful proxy with AWS's read limits on.
 
 The Spark figure is taken twice on the same stream with fresh checkpoints:
 first as the session's first query (it pays the Python workers' cold start),
@@ -17,14 +18,26 @@ import threading
 import time
 from typing import Any
 
+from producer.events import Record
 from pyspark.sql import DataFrame, SparkSession
 
-from bench.emulator import REGION, client, create_stream, event_records, put_concurrently
+from bench.emulator import client, create_stream, event_records, put_concurrently
+from tests.clients import REGION
+from tests.kinesis_proxy import READ_BYTES_PER_SHARD_PER_S, Behaviours, running_proxy
 
 SHARD_COUNTS = (1, 2, 4)
 RUNS = 2
 IDLE_TRIGGER = "500 milliseconds"
 IDLE_SECONDS = 8.0
+# Figure 10: records large enough that the 2 MB/s per shard, not the 5 reads/s, is the limit
+# met. This emulator behind the proxy serves about 2 MB/s in all (48 MB read by the plain
+# reader in 24.6 s, nothing throttled, 2026-12-06), under 4 shards x 2 MB/s: the proxy's byte
+# rate is AWS's scaled down 8 times, and the source's maxFetchRate with it, as a time scale,
+# so that the limit, not the emulator, sets the pace. About 12 s of reading at the limit.
+LIMITED_SHARDS = 4
+LIMITED_RECORD_BYTES = 40_000
+LIMITED_RECORDS = 300
+LIMIT_SCALE = 8
 
 
 def plain_reader(url: str, stream: str, expected: int) -> float:
@@ -59,21 +72,26 @@ def plain_reader(url: str, stream: str, expected: int) -> float:
     return elapsed
 
 
-def _kinesis(spark: SparkSession, url: str, stream: str, starting_position: str) -> DataFrame:
+def _kinesis(
+    spark: SparkSession, url: str, stream: str, starting_position: str, **options: str
+) -> DataFrame:
     return (
         spark.readStream.format("kinesis")
         .option("streamName", stream)
         .option("endpointUrl", url)
         .option("region", REGION)
         .option("startingPosition", starting_position)
+        .options(**options)
         .load()
     )
 
 
-def spark_drain(spark: SparkSession, url: str, stream: str, expected: int) -> dict[str, Any]:
+def spark_drain(
+    spark: SparkSession, url: str, stream: str, expected: int, **options: str
+) -> dict[str, Any]:
     """availableNow into the noop sink; wall seconds and Spark's own split of the time."""
     with tempfile.TemporaryDirectory() as checkpoint:
-        frame = _kinesis(spark, url, stream, "TRIM_HORIZON")
+        frame = _kinesis(spark, url, stream, "TRIM_HORIZON", **options)
         started = time.perf_counter()
         query = (
             frame.writeStream.format("noop")
@@ -158,4 +176,40 @@ def measure(spark: SparkSession, url: str, records: int) -> dict[str, Any]:
         "cold_start_s": cold["seconds"] - scaling["4"]["spark"]["seconds"],
         "scaling": scaling,
         "empty_batch": empty_batch(spark, url, four),
+    }
+
+
+def measure_under_limits(spark: SparkSession, url: str) -> dict[str, Any]:
+    """Figure 10: Spark's drain and the plain reader's through one proxy enforcing AWS's
+    limits (the byte rate scaled, see LIMIT_SCALE), each as a share of the read limit itself
+    (shards x the byte rate)."""
+    stream = create_stream(url, LIMITED_SHARDS)
+    records = [
+        Record(data=bytes([65 + n % 26]) * LIMITED_RECORD_BYTES, partition_key=f"key-{n}")
+        for n in range(LIMITED_RECORDS)
+    ]
+    # Loaded around the proxy: its write limits would make the loading, not the read, slow.
+    put_concurrently(url, stream, records, per_request=100)
+    total_bytes = sum(record.size for record in records)
+    shard_bytes_per_s = READ_BYTES_PER_SHARD_PER_S // LIMIT_SCALE
+    limit_bytes_per_s = LIMITED_SHARDS * shard_bytes_per_s
+    fetch_rate = {"maxFetchRate": str(2.0 / LIMIT_SCALE)}  # MB/s; the default is AWS's 2
+    with running_proxy(url, Behaviours.aws(read_bytes_per_s=shard_bytes_per_s)) as proxy:
+        spark_drain(spark, proxy.url, stream, LIMITED_RECORDS, **fetch_rate)  # workers warm
+        spark_run = spark_drain(spark, proxy.url, stream, LIMITED_RECORDS, **fetch_rate)
+        plain_s = plain_reader(proxy.url, stream, LIMITED_RECORDS)
+        refusals = proxy.counters()
+    return {
+        "records": LIMITED_RECORDS,
+        "shards": LIMITED_SHARDS,
+        "megabytes": total_bytes / 1e6,
+        "limit_megabytes_per_s": limit_bytes_per_s / 1e6,
+        "limit_scale": LIMIT_SCALE,
+        "spark": spark_run,
+        "spark_vs_limit": total_bytes / spark_run["seconds"] / limit_bytes_per_s,
+        "spark_batches_vs_limit": total_bytes / spark_run["batch_seconds"] / limit_bytes_per_s,
+        "plain_seconds": plain_s,
+        "plain_vs_limit": total_bytes / plain_s / limit_bytes_per_s,
+        "throttled_reads": refusals.get("throttled_reads", 0),
+        "throttled_iterators": refusals.get("throttled_iterators", 0),
     }

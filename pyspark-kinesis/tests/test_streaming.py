@@ -81,21 +81,21 @@ def drain(frame: DataFrame, checkpoint: Path) -> BatchLog:
 
 
 def test_trim_horizon_reads_every_record_once(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     stream = stream_factory(2)
     put(kinesis_client, stream, messages(0, 100))
-    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
+    frame = source(spark, read_endpoint, stream, startingPosition="TRIM_HORIZON")
     assert drain(frame, tmp_path).numbers == list(range(100))
 
 
 def test_latest_reads_only_what_arrives_after_the_query_starts(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     stream = stream_factory(2)
     put(kinesis_client, stream, messages(0, 10))
     log = BatchLog()
-    frame = source(spark, kinesis_endpoint, stream, startingPosition="LATEST")
+    frame = source(spark, read_endpoint, stream, startingPosition="LATEST")
     query = run(frame, log, tmp_path, processingTime="200 milliseconds")
     try:
         wait_until(
@@ -168,10 +168,10 @@ def test_at_timestamp_starts_at_the_first_record_at_or_after_it(
 
 
 def test_a_restart_resumes_after_the_last_committed_record(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     stream = stream_factory(2)
-    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
+    frame = source(spark, read_endpoint, stream, startingPosition="TRIM_HORIZON")
     put(kinesis_client, stream, messages(0, 30))
     assert drain(frame, tmp_path).numbers == list(range(30))
     put(kinesis_client, stream, messages(30, 30))
@@ -180,7 +180,7 @@ def test_a_restart_resumes_after_the_last_committed_record(
 
 @pytest.mark.parametrize("notes", ["directory", "s3", "none"])
 def test_a_replayed_batch_returns_the_very_same_records(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path, request, notes
+    spark, read_endpoint, kinesis_endpoint, kinesis_client, stream_factory, tmp_path, request, notes
 ):
     stream = stream_factory(2)
     put(kinesis_client, stream, messages(0, 40))
@@ -190,9 +190,12 @@ def test_a_replayed_batch_returns_the_very_same_records(
     metadata_path = str(metadata)
     if notes == "none":
         metadata.write_text("not a directory")
+    s3 = {}
     if notes == "s3":
         bucket = request.getfixturevalue("s3_bucket")
         metadata_path = f"s3://{bucket}/checkpoints/kinesis-ends"
+        # S3 is LocalStack's own, not behind the Kinesis proxy (which forwards Kinesis only).
+        s3 = {"s3EndpointUrl": kinesis_endpoint}
 
     def noted() -> int:
         if notes == "s3":
@@ -202,11 +205,12 @@ def test_a_replayed_batch_returns_the_very_same_records(
 
     frame = source(
         spark,
-        kinesis_endpoint,
+        read_endpoint,
         stream,
         startingPosition="TRIM_HORIZON",
         maxRecordsPerTrigger="10",
         metadataPath=metadata_path,
+        **s3,
     )
     checkpoint = tmp_path / "checkpoint"
     first = drain(frame, checkpoint)
@@ -224,12 +228,12 @@ def test_a_replayed_batch_returns_the_very_same_records(
 
 
 def test_available_now_with_a_record_limit_drains_in_bounded_batches_and_stops(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     stream = stream_factory(2)
     put(kinesis_client, stream, messages(0, 55))
     frame = source(
-        spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON", maxRecordsPerTrigger="10"
+        spark, read_endpoint, stream, startingPosition="TRIM_HORIZON", maxRecordsPerTrigger="10"
     )
     log = drain(frame, tmp_path)
     assert log.numbers == list(range(55))
@@ -249,7 +253,7 @@ def _open_shards(kinesis_client, stream: str) -> list[dict[str, Any]]:
 
 
 def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     stream = stream_factory(1)
     keys = [f"key-{index}" for index in range(6)]
@@ -265,7 +269,7 @@ def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
             )
 
     log = BatchLog()
-    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON")
+    frame = source(spark, read_endpoint, stream, startingPosition="TRIM_HORIZON")
     query = run(frame, log, tmp_path, processingTime="200 milliseconds")
     try:
         put_round()
@@ -405,14 +409,14 @@ def by_stream(log: BatchLog) -> dict[str, list[int]]:
 
 
 def test_two_streams_in_one_query_share_the_trigger_limit_and_replay_a_batch_exactly(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     orders, payments = stream_factory(2), stream_factory(1)
     put(kinesis_client, orders, messages(0, 30))
     put(kinesis_client, payments, messages(100, 20))
     frame = source(
         spark,
-        kinesis_endpoint,
+        read_endpoint,
         f"{orders}, {payments}",
         startingPosition="TRIM_HORIZON",
         maxRecordsPerTrigger="10",
@@ -450,7 +454,7 @@ def _keys_either_side_of(hash_key: int) -> list[str]:
 
 
 def test_one_stream_split_while_the_other_is_not_keeps_each_key_in_order(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     split, still = stream_factory(1), stream_factory(1)
     parent = _open_shards(kinesis_client, split)[0]
@@ -464,7 +468,7 @@ def test_one_stream_split_while_the_other_is_not_keeps_each_key_in_order(
             for key in keys:
                 put(kinesis_client, stream, [{"n": next(counter)} for _ in range(6)], key=key)
 
-    frame = source(spark, kinesis_endpoint, f"{split},{still}", startingPosition="TRIM_HORIZON")
+    frame = source(spark, read_endpoint, f"{split},{still}", startingPosition="TRIM_HORIZON")
     put_round()
     first = drain(frame, tmp_path)
     kinesis_client.split_shard(

@@ -25,6 +25,7 @@ from typing import Any
 import boto3
 import localstack_client.session
 import pytest
+import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 from key_order import Position, keys_over_several_batches, order_violations
@@ -253,8 +254,10 @@ def key_order_violations(stack: Stack) -> tuple[list[str], int]:
     )
 
 
-# One row per fault case, printed as the README's reliability table after the run.
+# One row per fault case, printed as the README's reliability table after the run; with
+# KINESIS_IT_PROXY=1, what the proxy injected meanwhile.
 FAULT_ROWS: list[dict[str, Any]] = []
+PROXY_EVENTS: dict[str, int] = {}
 
 
 @pytest.fixture
@@ -264,30 +267,37 @@ def record_fault(stack: Stack) -> Callable[[str, int, float], dict[str, Any]]:
     def record(fault: str, sent: int, recovery_started: float) -> dict[str, Any]:
         report = stack.wait_for_sink()
         recovery_s = time.monotonic() - recovery_started
-        in_sink = set(report["event_ids"])
-        violations, spanning = key_order_violations(stack)
-        FAULT_ROWS.append(
-            {
-                "fault": fault,
-                "sent": sent,
-                "in_sink": report["events"],
-                "duplicates": report["duplicate_event_ids"],
-                "lost": len(set(stack.expected) - in_sink),
-                "recovery": f"{recovery_s:.1f} s",
-                "order": (
-                    f"{len(violations)} violations"
-                    if violations
-                    else f"kept ({spanning} keys over several batches)"
-                ),
-            }
-        )
-        assert report["event_ids"] == sorted(stack.expected)
-        assert report["duplicate_event_ids"] == 0
-        assert report["dead_letters"] == stack.expected_dead_letters
-        assert not violations, "\n".join(violations)
+        row, violations = _exactly_once_row(stack, report)
+        FAULT_ROWS.append({"fault": fault, "sent": sent, **row, "recovery": f"{recovery_s:.1f} s"})
+        _assert_exactly_once(stack, report, violations)
         return report
 
     return record
+
+
+def _exactly_once_row(stack: Stack, report: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A case's row (what the sink holds against what was sent), and any per-key order
+    violations."""
+    violations, spanning = key_order_violations(stack)
+    row = {
+        "in_sink": report["events"],
+        "lost": len(set(stack.expected) - set(report["event_ids"])),
+        "duplicated": report["duplicate_event_ids"],
+        "order": (
+            f"{len(violations)} violations"
+            if violations
+            else f"kept ({spanning} keys over several batches)"
+        ),
+    }
+    return row, violations
+
+
+def _assert_exactly_once(stack: Stack, report: dict[str, Any], violations: list[str]) -> None:
+    """Every event sent in the sink once, malformed ones in dead letters, per-key order kept."""
+    assert report["event_ids"] == sorted(stack.expected)
+    assert report["duplicate_event_ids"] == 0
+    assert report["dead_letters"] == stack.expected_dead_letters
+    assert not violations, "\n".join(violations)
 
 
 # The stack through the AWS-faithful proxy (test_aws_faithful.py): one row per case, and
@@ -313,28 +323,11 @@ def record_case() -> Callable[..., dict[str, Any]]:
         except AssertionError:
             caught_up, report = False, stack.report()
         stall_s = time.monotonic() - started
-        in_sink = set(report["event_ids"])
-        violations, spanning = key_order_violations(stack)
-        AWS_ROWS.append(
-            {
-                "behaviour": behaviour,
-                "records": sent,
-                "in_sink": report["events"],
-                "lost": len(set(stack.expected) - in_sink),
-                "duplicated": report["duplicate_event_ids"],
-                "stall": f"{stall_s:.1f} s" if caught_up else f"> {stall_bound_s:.0f} s",
-                "order": (
-                    f"{len(violations)} violations"
-                    if violations
-                    else f"kept ({spanning} keys over several batches)"
-                ),
-            }
-        )
+        row, violations = _exactly_once_row(stack, report)
+        stall = f"{stall_s:.1f} s" if caught_up else f"> {stall_bound_s:.0f} s"
+        AWS_ROWS.append({"behaviour": behaviour, "records": sent, **row, "stall": stall})
         assert caught_up, f"the sink did not catch up within {stall_bound_s:.0f} s"
-        assert report["event_ids"] == sorted(stack.expected)
-        assert report["duplicate_event_ids"] == 0
-        assert report["dead_letters"] == stack.expected_dead_letters
-        assert not violations, "\n".join(violations)
+        _assert_exactly_once(stack, report, violations)
         return report
 
     return record
@@ -373,9 +366,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for row in FAULT_ROWS:
         terminalreporter.write_line(
-            f"| {row['fault']} | {row['sent']} | {row['in_sink']} | {row['duplicates']} "
+            f"| {row['fault']} | {row['sent']} | {row['in_sink']} | {row['duplicated']} "
             f"| {row['lost']} | {row['recovery']} | {row['order']} |"
         )
+    if PROXY_EVENTS:
+        injected = ", ".join(f"{name} {times}" for name, times in sorted(PROXY_EVENTS.items()))
+        terminalreporter.write_line(f"through the AWS-faithful proxy, which counted: {injected}")
 
 
 def _stacks_of(item: pytest.Item) -> list[DockerCompose]:
@@ -483,3 +479,8 @@ def stack() -> Iterator[Stack]:
     # the AWS-faithful Kinesis proxy, every behaviour on (docker-compose.proxy.yml).
     with running_stack(proxy=os.environ.get("KINESIS_IT_PROXY") == "1") as started:
         yield started
+        if started.proxy:
+            # What the proxy injected over the session, printed with the fault table: the
+            # suite did run under it, and met AWS's ways there.
+            events = requests.get(f"{started.proxy}/_proxy/events", timeout=5).json()
+            PROXY_EVENTS.update(events)

@@ -187,6 +187,10 @@ def test_misconfiguration_is_one_clear_line_and_a_non_zero_exit(stack, service, 
     # Without keys the credential chain would end at EC2's metadata service: not from a test.
     no_keys = ["-e", "AWS_SECRET_ACCESS_KEY=", "-e", "AWS_EC2_METADATA_DISABLED=true"]
     extra = no_keys if setting.startswith("AWS_ACCESS_KEY_ID") else []
+    if service == "consumer":
+        # A stream not found may yet appear: the consumer waits for it (300 s by default)
+        # before it stops. The test needs the stop, not the wait.
+        extra += ["-e", "CONSUMER_STREAM_WAIT_SECONDS=10"]
     run = stack.run("run", "--rm", "--no-deps", "-e", setting, *extra, service, check=False)
     assert run.returncode != 0
     assert message in run.stdout + run.stderr
