@@ -219,7 +219,7 @@ def _limited_drain_rows(drain: dict[str, Any]) -> list[Row]:
     spark = drain["spark"]
     return [
         (
-            f"10. Drain under AWS's read limits (the proxy; byte rate scaled 1/"
+            f"10. Drain under AWS's read limits (the proxy; bytes scaled 1/"
             f"{drain['limit_scale']}, maxFetchRate too), {drain['megabytes']:.0f} MB in "
             f"{drain['records']:,} records on {drain['shards']} shards: Spark's batches",
             f"{drain['megabytes'] / spark['batch_seconds']:.2f} MB/s "
@@ -229,7 +229,17 @@ def _limited_drain_rows(drain: dict[str, Any]) -> list[Row]:
             f"({drain['plain_vs_limit']:.2f}x)",
             f"{drain['spark_batches_vs_limit']:.2f}x",
             "",
-            f"{drain['throttled_reads']} reads refused",
+            f"reads refused: Spark {drain['spark_refused_reads']}, "
+            f"plain {drain['plain_refused_reads']}",
+        ),
+        (
+            f"10. the same, as a share of what {drain['task_slots']} task slot(s) can read "
+            "(a paced task keeps its slot while it waits: one shard per slot at a time)",
+            f"{drain['megabytes'] / spark['batch_seconds']:.2f} MB/s",
+            f"{drain['task_slots']} x {limit / drain['shards']:.2f} MB/s",
+            f"{drain['spark_batches_vs_slots_limit']:.2f}x",
+            "",
+            "",
         ),
         (
             "10. the same drain, wall clock from `start()` (query start-up included)",
