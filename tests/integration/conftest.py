@@ -371,7 +371,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
     if PROXY_EVENTS:
         injected = ", ".join(f"{name} {times}" for name, times in sorted(PROXY_EVENTS.items()))
-        terminalreporter.write_line(f"through the AWS-faithful proxy, which counted: {injected}")
+        terminalreporter.write_line(
+            f"through the AWS-faithful proxy; its counters since it last started: {injected}"
+        )
 
 
 def _stacks_of(item: pytest.Item) -> list[DockerCompose]:
