@@ -46,10 +46,15 @@ def create_stream(url: str, shards: int) -> str:
     name = f"bench-{uuid.uuid4().hex[:10]}"
     kinesis = client(url)
     kinesis.create_stream(StreamName=name, ShardCount=shards)
-    kinesis.get_waiter("stream_exists").wait(
-        StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
+    wait_active(kinesis, name)
     return name
+
+
+def wait_active(kinesis: Any, stream: str) -> None:
+    """Returns once the stream is ACTIVE (created, or done resharding), within 60 s."""
+    kinesis.get_waiter("stream_exists").wait(
+        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+    )
 
 
 def event_records(count: int, seed: int = 5) -> list[Record]:

@@ -9,6 +9,15 @@ median batch time of the last 500 batches against the first 500 (target: at
 most 1.2x), and memory at the start against the end. Results go to
 bench/soak.json and bench/soak.md; it is not part of the default `make bench`
 (it takes about 45 minutes).
+
+Every RENEW_EVERY_S seconds one open shard, in turn, is split and its two
+children merged back: the stream keeps its 2 open shards and their hash
+ranges, but the renewed one starts empty. kinesis-mock's PutRecords and
+GetRecords cost grows with the length of the shard they touch (PutRecords
+groups the new records by the shard's whole record vector, GetRecords scans it
+for the iterator's position), so without renewal the emulator, not the
+consumer, slowed the soak's batches after about 1,000 of them. Renewal also
+soaks the source across reshards, as a long-lived stream on AWS sees them.
 """
 
 from __future__ import annotations
@@ -33,12 +42,15 @@ from producer.writer import KinesisWriter, UnsentFile
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
-from bench.emulator import consumer_settings, create_stream, fresh_localstack
+from bench.emulator import client, consumer_settings, create_stream, fresh_localstack, wait_active
 
 SOAK_BATCHES = 5_000
 RATE = 50
 WINDOW = 500  # batches compared at each end
 SAMPLE_EVERY = 250
+# At 25 events/s a shard, a shard holds at most 3,000 records before it is renewed; the
+# earlier soaks kept the trigger's pace until their shards held about 12,500.
+RENEW_EVERY_S = 60
 DEADLINE_S = 4 * 3600
 
 log = logging.getLogger("bench.soak")
@@ -113,10 +125,15 @@ def measure(batches: int = SOAK_BATCHES, deadline_s: float = DEADLINE_S) -> dict
                 target=pump, args=(writer, records, stopping, Pacer(RATE)), daemon=True
             )
             feeder.start()
+            kinesis = client(url)
+            renewals = 0
             while len(times.batches) < batches and time.monotonic() - started < deadline_s:
                 if len(times.batches) >= len(samples) * SAMPLE_EVERY:
                     samples.append({"batches": len(times.batches), **memory(spark)})
                     log.info("soak: %d batches, %s", len(times.batches), samples[-1])
+                if time.monotonic() - started >= (renewals + 1) * RENEW_EVERY_S:
+                    renew_shard(kinesis, stream, renewals % 2)
+                    renewals += 1
                 time.sleep(1)
             samples.append({"batches": len(times.batches), **memory(spark)})
             stopping.set()
@@ -124,7 +141,39 @@ def measure(batches: int = SOAK_BATCHES, deadline_s: float = DEADLINE_S) -> dict
             query.stop()
     finally:
         spark.stop()
-    return summarize(times.batches, samples, time.monotonic() - started)
+    return summarize(times.batches, samples, time.monotonic() - started) | {
+        "shards_renewed": renewals
+    }
+
+
+def open_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """The stream's open shards, lowest hash key first."""
+    shards: list[dict[str, Any]] = []
+    for page in kinesis.get_paginator("list_shards").paginate(StreamName=stream):
+        shards.extend(
+            s for s in page["Shards"] if "EndingSequenceNumber" not in s["SequenceNumberRange"]
+        )
+    return sorted(shards, key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+
+
+def renew_shard(kinesis: Any, stream: str, index: int) -> None:
+    """Replaces the `index`-th open shard with an empty one over the same hash range:
+    a split at its middle, then a merge of the two children."""
+    shard = open_shards(kinesis, stream)[index]
+    low, high = (int(shard["HashKeyRange"][key]) for key in ("StartingHashKey", "EndingHashKey"))
+    kinesis.split_shard(
+        StreamName=stream,
+        ShardToSplit=shard["ShardId"],
+        NewStartingHashKey=str((low + high) // 2 + 1),
+    )
+    wait_active(kinesis, stream)
+    left, right = (
+        s for s in open_shards(kinesis, stream) if s.get("ParentShardId") == shard["ShardId"]
+    )
+    kinesis.merge_shards(
+        StreamName=stream, ShardToMerge=left["ShardId"], AdjacentShardToMerge=right["ShardId"]
+    )
+    wait_active(kinesis, stream)
 
 
 def summarize(
