@@ -25,12 +25,13 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @contextmanager
-def fresh_localstack() -> Iterator[str]:
-    """URL of a new LocalStack Kinesis on 127.0.0.1, removed afterwards."""
+def fresh_localstack(**env: str) -> Iterator[str]:
+    """URL of a new LocalStack Kinesis on 127.0.0.1, removed afterwards; `env` adds to its
+    environment."""
     # No figure restarts its emulator, and kinesis-mock's save of every record every 5 s
     # blocks its answers as streams grow: at 70,000 records a GetRecords waited up to 1.9 s
     # with it and at most 32 ms without (2026-12-06), which a figure would count as ours.
-    with running_localstack(KINESIS_PERSISTENCE="0") as url:
+    with running_localstack(KINESIS_PERSISTENCE="0", **env) as url:
         yield url
 
 
