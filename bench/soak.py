@@ -80,6 +80,8 @@ class BatchTimes(StreamingQueryListener):
                 {
                     "batch": progress.batchId,
                     "ms": progress.durationMs["triggerExecution"],
+                    # Where the batch's time went (latestOffset, addBatch, walCommit, ...).
+                    "phases_ms": dict(progress.durationMs),
                     "rows": progress.numInputRows,
                     # The deduplication state: how many keys it holds, and how long the
                     # batch spent evicting the expired ones (Spark scans the whole state).
