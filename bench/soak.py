@@ -211,6 +211,10 @@ def summarize(
         "first_500_median_ms": first,
         "last_500_median_ms": last,
         "last_vs_first": last / first,
+        # Where a batch's time went at each end (latestOffset, addBatch, walCommit, ...):
+        # what places a change between them.
+        "first_500_phases_ms": _phase_medians(batches[:WINDOW]),
+        "last_500_phases_ms": _phase_medians(batches[-WINDOW:]),
         "first_500_eviction_ms": statistics.median(b["eviction_ms"] for b in batches[:WINDOW]),
         "last_500_eviction_ms": statistics.median(b["eviction_ms"] for b in batches[-WINDOW:]),
         "state_rows_end": batches[-1]["state_rows"],
@@ -220,6 +224,22 @@ def summarize(
         "batch_ms": [b["ms"] for b in batches],
         "load_1min_end": os.getloadavg()[0],
     }
+
+
+def _phase_medians(batches: list[dict[str, Any]]) -> dict[str, float]:
+    phases = sorted({phase for b in batches for phase in b["phases_ms"]})
+    return {
+        phase: statistics.median(b["phases_ms"].get(phase, 0) for b in batches) for phase in phases
+    }
+
+
+def _phases(medians: dict[str, float]) -> str:
+    """The phases that took time, longest first ("addBatch 220, walCommit 27 ms")."""
+    spent = sorted(
+        ((ms, phase) for phase, ms in medians.items() if phase != "triggerExecution" and ms),
+        reverse=True,
+    )
+    return ", ".join(f"{phase} {ms:.0f}" for ms, phase in spent) + " ms"
 
 
 def write(result: dict[str, Any], folder: Path) -> str:
@@ -234,6 +254,9 @@ def write(result: dict[str, Any], folder: Path) -> str:
         f"batch of the last 500 | {result['last_500_median_ms']:.0f} ms | first 500: "
         f"{result['first_500_median_ms']:.0f} ms | {result['last_vs_first']:.2f}x | ≤ 1.2x | "
         f"{verdict} |\n"
+        f"| Soak: where a batch's time went, median per phase of the last 500 | "
+        f"{_phases(result['last_500_phases_ms'])} | first 500: "
+        f"{_phases(result['first_500_phases_ms'])} |  |  |  |\n"
         f"| Soak: the deduplication state's eviction, median per batch of the last 500 "
         f"({result['state_rows_end']:,} keys at the end) | {result['last_500_eviction_ms']:.0f} ms "
         f"| first 500: {result['first_500_eviction_ms']:.0f} ms |  |  |  |\n"
