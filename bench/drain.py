@@ -18,12 +18,12 @@ import threading
 import time
 from typing import Any
 
+from kinesis_proxy import READ_BYTES_PER_SHARD_PER_S, Behaviours, running_proxy
 from producer.events import Record
 from pyspark.sql import DataFrame, SparkSession
 
 from bench.emulator import client, create_stream, event_records, put_concurrently
-from tests.clients import REGION
-from tests.kinesis_proxy import READ_BYTES_PER_SHARD_PER_S, Behaviours, running_proxy
+from testkit.clients import REGION
 
 SHARD_COUNTS = (1, 2, 4)
 RUNS = 2

@@ -14,14 +14,15 @@ from botocore.config import Config
 from consumer.settings import ConsumerSettings
 from producer.events import EventFactory, Record, to_record
 
-from tests.clients import localstack_kinesis
-from tests.localstack import running_localstack
+from testkit.clients import REGION, localstack_kinesis
+from testkit.localstack import running_localstack
+from testkit.streams import wait_active
 
 # LocalStack accepts any key. The figures' Spark sources and producers, built from settings
 # like the services', find these fixed dummies, never the host's real profile.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 
 @contextmanager
@@ -49,13 +50,6 @@ def create_stream(url: str, shards: int) -> str:
     kinesis.create_stream(StreamName=name, ShardCount=shards)
     wait_active(kinesis, name)
     return name
-
-
-def wait_active(kinesis: Any, stream: str) -> None:
-    """Returns once the stream is ACTIVE (created, or done resharding), within 60 s."""
-    kinesis.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
 
 
 def event_records(count: int, seed: int = 5) -> list[Record]:

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.credentials import RefreshableCredentials
+from kinesis_proxy import Behaviours
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark_kinesis.client import KinesisSourceError, make_client
 from pyspark_kinesis.positions import TRIM_HORIZON
@@ -22,8 +23,6 @@ from pyspark_kinesis.shards import (
 )
 from pyspark_kinesis.source import DEFAULT_MAX_RECORDS_PER_SHARD, KinesisStreamReader
 from test_reading import SHARD_0, options_for, shard_ids
-
-from tests.kinesis_proxy import Behaviours
 
 pytestmark = pytest.mark.unit
 

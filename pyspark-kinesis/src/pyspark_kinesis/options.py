@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from pyspark_kinesis import peer_options
+from pyspark_kinesis.durations import duration_s
 from pyspark_kinesis.positions import Position, parse_position
 from pyspark_kinesis.starting_positions import StartingPositionError, parse_starting_positions
 
@@ -97,10 +98,6 @@ _STREAM_ARN = re.compile(
 # Kinesis endpoints name their region: kinesis.<region>.amazonaws.com, kinesis-fips.<region>...,
 # vpce-....kinesis.<region>.vpce.amazonaws.com. Both peers take the region from there.
 _ENDPOINT_REGION = re.compile(r"(?:^|\.)kinesis(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.")
-_DURATION = re.compile(
-    r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|sec|seconds?|m|min|minutes?)?\s*$"
-)
-_SECONDS_PER_UNIT = {"ms": 0.001, "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0}
 
 
 @dataclass(frozen=True)
@@ -384,14 +381,13 @@ def _positive_float(values: Mapping[str, str], name: str) -> float | None:
 def _duration_s(values: Mapping[str, str], name: str) -> float | None:
     if name not in values:
         return None
-    match = _DURATION.match(values[name].lower())
-    if match is None:
+    seconds = duration_s(values[name])
+    if seconds is None:
         raise KinesisOptionError(
             f"{_option_names(name)} must be a duration such as '200ms', '2s' or '1m', "
             f"not {values[name]!r}"
         )
-    unit = match["unit"] or "s"
-    return float(match["value"]) * _SECONDS_PER_UNIT.get(unit, 1.0)
+    return seconds
 
 
 def _or_default(value: float | None, default: float) -> float:

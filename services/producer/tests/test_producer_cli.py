@@ -13,8 +13,8 @@ import pytest
 from producer.events import SAMPLE_MESSAGES, EventFactory
 from producer_testkit import DEADLINE_S, producer_command, read_stream, run_producer
 
-from tests.clients import localstack_kinesis
-from tests.waiting import wait_until
+from testkit.clients import localstack_kinesis
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from producer.settings import ProducerSettings, SettingsError, load_settings
 from producer.writer import MAX_REQUEST_BYTES, KinesisWriter, UnsentFile, UnsentRecordsError
 from producer_testkit import read_stream
 
-from tests.clients import localstack_kinesis
+from testkit.clients import localstack_kinesis
 
 pytestmark = pytest.mark.unit
 
@@ -248,7 +248,7 @@ def test_records_refused_past_the_deadline_are_kept_not_dropped(
 def test_under_a_shard_write_limit_refused_entries_are_resent_none_lost_none_doubled(
     kinesis_proxy, stream_factory, kinesis_client, tmp_path
 ):
-    from tests.kinesis_proxy import Behaviours
+    from kinesis_proxy import Behaviours
 
     stream = stream_factory(1)
     # The proxy refuses entries past a shard's write rate, per entry, as AWS does. AWS's
