@@ -19,7 +19,8 @@ class LocalStackSettings(BaseSettings):
     """Artificial delay on stream operations, in ms (LocalStack's default is 500; 0
     keeps tests fast)."""
     kinesis_error_probability: float = Field(0.0, ge=0.0, le=1.0)
-    """Share of PutRecords entries LocalStack refuses on purpose (fault injection), 0.0 to 1.0."""
+    """Share of PutRecord(s) calls LocalStack refuses on purpose (fault injection), 0.0 to
+    1.0; a refused PutRecords fails every entry."""
     localstack_persistence: int = Field(1, ge=0, le=1)
     """1 keeps streams and records across LocalStack restarts (in the localstack-data volume)."""
 

@@ -40,7 +40,7 @@ PRODUCER_COUNT = 300
 SHARDS = 2
 # Generous: on a loaded 2-core machine a JVM start alone has taken over two minutes.
 DEADLINE_S = 480.0
-# The whole suite runs with LocalStack refusing a share of PutRecords entries.
+# The whole suite runs with LocalStack refusing a share of PutRecords calls.
 THROTTLING_PROBABILITY = "0.2"
 # Whole-call answers a put from the host resends (AWS's, or the proxy's imitation of them).
 RETRYABLE_CALL_ERRORS = frozenset(

@@ -63,3 +63,25 @@ def test_localstacks_endpoint_is_spelled_once_in_the_code():
         if LOCALSTACK_URL in path.read_text()
     ]
     assert spelled == ["services/kinesis-connection/src/kinesis_connection/__init__.py"]
+
+
+def test_both_services_refuse_a_bad_value_in_the_words_the_readme_quotes(monkeypatch, capsys):
+    from consumer.settings import load_settings as load_consumer_settings
+    from producer.settings import SettingsError
+    from producer.settings import load_settings as load_producer_settings
+
+    monkeypatch.setenv("CONSUMER_TRIGGER", "sometimes")
+    with pytest.raises(SystemExit):
+        load_consumer_settings()
+    line = capsys.readouterr().err.strip()
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"for example `{line}`" in readme
+
+    monkeypatch.delenv("CONSUMER_TRIGGER")
+    monkeypatch.setenv("AWS_REGION", "mars")
+    with pytest.raises(SystemExit):
+        load_consumer_settings()
+    consumer_line = capsys.readouterr().err.strip()
+    with pytest.raises(SettingsError) as producer_error:
+        load_producer_settings()
+    assert consumer_line == f"configuration error: {producer_error.value}"

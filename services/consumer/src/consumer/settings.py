@@ -40,7 +40,8 @@ class ConsumerSettings(KinesisConnection):
     """Where a new query starts: TRIM_HORIZON, LATEST, `AT_TIMESTAMP:<epoch s>`, or
     per-shard JSON."""
     consumer_max_records_per_trigger: int | None = Field(None, ge=1)
-    """Kinesis records per micro-batch at most; empty means no limit."""
+    """User records per micro-batch at most, counted after KPL de-aggregation (a Kinesis
+    record holding an aggregate counts as the records in it); empty means no limit."""
     consumer_max_event_bytes: int = Field(64 * 1024, ge=1, le=1024 * 1024)
     """Larger payloads go to the dead letters."""
     consumer_output_path: str = "/data/output"
