@@ -18,7 +18,8 @@ import threading
 import time
 from typing import Any
 
-from kinesis_proxy import READ_BYTES_PER_SHARD_PER_S, Behaviours, running_proxy
+from kinesis_proxy import Behaviours, running_proxy
+from kinesis_proxy.limits import READ_BYTES_PER_SHARD_PER_S
 from producer.events import Record
 from pyspark.sql import DataFrame, SparkSession
 

@@ -16,7 +16,7 @@ from producer.events import EventFactory, Record, to_record
 
 from testkit.clients import REGION, localstack_kinesis
 from testkit.localstack import running_localstack
-from testkit.streams import wait_active
+from testkit.streams import put_all, wait_active
 
 # LocalStack accepts any key. The figures' Spark sources and producers, built from settings
 # like the services', find these fixed dummies, never the host's real profile.
@@ -71,14 +71,9 @@ def put_concurrently(
                 if not batches:
                     return
                 batch = batches.pop()
-            entries = [{"Data": r.data, "PartitionKey": r.partition_key} for r in batch]
-            while entries:
-                answer = kinesis.put_records(StreamName=stream, Records=entries)
-                entries = [
-                    entry
-                    for entry, result in zip(entries, answer["Records"], strict=True)
-                    if "ErrorCode" in result
-                ]
+            put_all(
+                kinesis, stream, [{"Data": r.data, "PartitionKey": r.partition_key} for r in batch]
+            )
 
     # Built before the clock starts (0.003-0.03 s each with botocore's loader warm, 0.5 s
     # for a process's first): the sink it is compared with reuses its workers' clients.

@@ -71,3 +71,15 @@ def wait_active(
         deadline_s,
         poll_s,
     )
+
+
+def put_all(client: Any, stream: str, entries: list[dict[str, Any]]) -> None:
+    """PutRecords of `entries` (at most 500), resending the entries Kinesis refused until
+    every one is in; a refused call is the client's to retry."""
+    while entries:
+        answer = client.put_records(StreamName=stream, Records=entries)
+        entries = [
+            entry
+            for entry, result in zip(entries, answer["Records"], strict=True)
+            if "ErrorCode" in result
+        ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from testkit.streams import wait_active
+
 pytestmark = pytest.mark.unit
 
 CALLS = 60
@@ -16,7 +18,7 @@ def test_kinesis_error_probability_refuses_whole_putrecords_calls(
     # by entry (HTTP 200, an ErrorCode on every entry), never a part of a call.
     client = localstack_kinesis_client(throttled_kinesis_endpoint)
     client.create_stream(StreamName="refused-calls", ShardCount=2)
-    client.get_waiter("stream_exists").wait(StreamName="refused-calls", WaiterConfig={"Delay": 0.2})
+    wait_active(client, "refused-calls")
     entries = [{"Data": b"x", "PartitionKey": f"key-{n}"} for n in range(10)]
     failed = [
         sum("ErrorCode" in result for result in answer["Records"])

@@ -18,7 +18,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from testkit.streams import wait_active
+from testkit.streams import put_all, wait_active
 from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
@@ -496,17 +496,9 @@ def test_throttling_is_waited_out_and_nothing_is_skipped(
     )
     stream = "throttled"
     client.create_stream(StreamName=stream, ShardCount=2)
-    client.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
+    wait_active(client, stream)
     pending = [{"Data": json.dumps({"n": n}).encode(), "PartitionKey": str(n)} for n in range(200)]
-    while pending:
-        answer = client.put_records(StreamName=stream, Records=pending)
-        pending = [
-            entry
-            for entry, result in zip(pending, answer["Records"], strict=True)
-            if "ErrorCode" in result
-        ]
+    put_all(client, stream, pending)
     frame = source(
         spark,
         throttling_proxy.url,

@@ -27,30 +27,11 @@ its settings are `ProxySettings`.
 """
 
 from kinesis_proxy.behaviours import Behaviours
-from kinesis_proxy.limits import (
-    DESCRIBE_STREAM_SUMMARY_PER_S,
-    ITERATOR_LIFETIME_S,
-    ITERATORS_PER_SHARD_PER_S,
-    LIST_SHARDS_PER_STREAM_PER_S,
-    READ_BYTES_PER_SHARD_PER_S,
-    READS_PER_SHARD_PER_S,
-    WRITE_BYTES_PER_SHARD_PER_S,
-    WRITES_PER_SHARD_PER_S,
-    ByteBucket,
-    SlidingWindow,
-)
+from kinesis_proxy.limits import ByteBucket, SlidingWindow
 from kinesis_proxy.server import KinesisProxy, running_proxy
 from kinesis_proxy.settings import ProxySettings, parse_settings
 
 __all__ = [
-    "DESCRIBE_STREAM_SUMMARY_PER_S",
-    "ITERATORS_PER_SHARD_PER_S",
-    "ITERATOR_LIFETIME_S",
-    "LIST_SHARDS_PER_STREAM_PER_S",
-    "READS_PER_SHARD_PER_S",
-    "READ_BYTES_PER_SHARD_PER_S",
-    "WRITES_PER_SHARD_PER_S",
-    "WRITE_BYTES_PER_SHARD_PER_S",
     "Behaviours",
     "ByteBucket",
     "KinesisProxy",

@@ -5,16 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kinesis_proxy.limits import (
-    DESCRIBE_STREAM_SUMMARY_PER_S,
-    ITERATOR_LIFETIME_S,
-    ITERATORS_PER_SHARD_PER_S,
-    LIST_SHARDS_PER_STREAM_PER_S,
-    READ_BYTES_PER_SHARD_PER_S,
-    READS_PER_SHARD_PER_S,
-    WRITE_BYTES_PER_SHARD_PER_S,
-    WRITES_PER_SHARD_PER_S,
-)
+from kinesis_proxy import limits
 
 DATA_PLANE = frozenset({"GetRecords", "GetShardIterator", "PutRecord", "PutRecords", "ListShards"})
 
@@ -41,13 +32,13 @@ class Behaviours:
     faulty_operations: frozenset[str] = DATA_PLANE
     seed: int = 7
     # The limits themselves, AWS's unless a test needs them lower.
-    reads_per_s: int = READS_PER_SHARD_PER_S
-    read_bytes_per_s: int = READ_BYTES_PER_SHARD_PER_S
-    iterators_per_s: int = ITERATORS_PER_SHARD_PER_S
-    writes_per_s: int = WRITES_PER_SHARD_PER_S
-    write_bytes_per_s: int = WRITE_BYTES_PER_SHARD_PER_S
-    list_shards_per_s: int = LIST_SHARDS_PER_STREAM_PER_S
-    describe_stream_summary_per_s: int = DESCRIBE_STREAM_SUMMARY_PER_S
+    reads_per_s: int = limits.READS_PER_SHARD_PER_S
+    read_bytes_per_s: int = limits.READ_BYTES_PER_SHARD_PER_S
+    iterators_per_s: int = limits.ITERATORS_PER_SHARD_PER_S
+    writes_per_s: int = limits.WRITES_PER_SHARD_PER_S
+    write_bytes_per_s: int = limits.WRITE_BYTES_PER_SHARD_PER_S
+    list_shards_per_s: int = limits.LIST_SHARDS_PER_STREAM_PER_S
+    describe_stream_summary_per_s: int = limits.DESCRIBE_STREAM_SUMMARY_PER_S
 
     @classmethod
     def aws(cls, **overrides: Any) -> Behaviours:
@@ -56,6 +47,6 @@ class Behaviours:
             "read_limits": True,
             "write_limits": True,
             "control_plane_limits": True,
-            "iterator_lifetime_s": ITERATOR_LIFETIME_S,
+            "iterator_lifetime_s": limits.ITERATOR_LIFETIME_S,
         }
         return cls(**(settings | overrides))
