@@ -1,28 +1,40 @@
 """Durations as the library's options and the stack's settings spell them: one parser.
 
-`200ms`, `2s`, `2 seconds`, `500 milliseconds`, `1m`, `1 minute`, `1h`, `1 hour`;
-a bare number is seconds where the caller allows it. Each caller says what it
-accepts in its own error, naming its own option or variable.
+Each caller names the units it accepts (the options: `200ms`, `2s`, `1m`; the
+consumer's settings, as Spark spells a trigger: `500 milliseconds`, `1 hour`),
+and says what it accepts in its own error, naming its own option or variable.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-SECONDS_PER_UNIT = {
-    **dict.fromkeys(("ms", "millisecond", "milliseconds"), 0.001),
+# The options' units: a bare number is seconds.
+OPTION_UNITS: Mapping[str, float] = {
+    "ms": 0.001,
     **dict.fromkeys(("s", "sec", "second", "seconds"), 1.0),
     **dict.fromkeys(("m", "min", "minute", "minutes"), 60.0),
+}
+# Spark's interval units, as the consumer's trigger interval and dedup window take them.
+SPARK_UNITS: Mapping[str, float] = {
+    **dict.fromkeys(("ms", "millisecond", "milliseconds"), 0.001),
+    **dict.fromkeys(("s", "second", "seconds"), 1.0),
+    **dict.fromkeys(("min", "minute", "minutes"), 60.0),
     **dict.fromkeys(("h", "hour", "hours"), 3600.0),
 }
-# Longest first, so that `ms` is not read as `m` followed by garbage.
-_UNITS = "|".join(sorted(SECONDS_PER_UNIT, key=len, reverse=True))
-_DURATION = re.compile(rf"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>{_UNITS})?\s*$", re.IGNORECASE)
+_NUMBER = r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]*)\s*$"
 
 
-def duration_s(text: str, *, unit_required: bool = False) -> float | None:
-    """Seconds in `text`, or None when it is not a duration (or has no unit and needs one)."""
-    match = _DURATION.match(text)
-    if match is None or (unit_required and match["unit"] is None):
+def duration_s(
+    text: str, units: Mapping[str, float], *, unit_required: bool = False, whole: bool = False
+) -> float | None:
+    """Seconds in `text`, or None when it is not a duration in `units` (or has no unit where
+    one is required, or a fraction where a whole number is)."""
+    match = re.match(_NUMBER, text.lower())
+    if match is None or (whole and "." in match["value"]):
         return None
-    return float(match["value"]) * SECONDS_PER_UNIT[(match["unit"] or "s").lower()]
+    unit = match["unit"]
+    if not unit:
+        return None if unit_required else float(match["value"])
+    return float(match["value"]) * units[unit] if unit in units else None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from pyspark_kinesis import peer_options
-from pyspark_kinesis.durations import duration_s
+from pyspark_kinesis.durations import OPTION_UNITS, duration_s
 from pyspark_kinesis.positions import Position, parse_position
 from pyspark_kinesis.starting_positions import StartingPositionError, parse_starting_positions
 
@@ -381,7 +381,7 @@ def _positive_float(values: Mapping[str, str], name: str) -> float | None:
 def _duration_s(values: Mapping[str, str], name: str) -> float | None:
     if name not in values:
         return None
-    seconds = duration_s(values[name])
+    seconds = duration_s(values[name], OPTION_UNITS)
     if seconds is None:
         raise KinesisOptionError(
             f"{_option_names(name)} must be a duration such as '200ms', '2s' or '1m', "

@@ -12,7 +12,7 @@ from typing import Literal
 
 from kinesis_connection import KinesisConnection, configuration_error
 from pydantic import Field, ValidationError, field_validator
-from pyspark_kinesis.durations import duration_s
+from pyspark_kinesis.durations import SPARK_UNITS, duration_s
 from pyspark_kinesis.options import s3_location
 from pyspark_kinesis.positions import parse_position
 
@@ -67,7 +67,7 @@ class ConsumerSettings(KinesisConnection):
     @field_validator("consumer_trigger_interval", "consumer_dedup_window")
     @classmethod
     def _spark_duration(cls, value: str) -> str:
-        if duration_s(value, unit_required=True) is None:
+        if duration_s(value.strip(), SPARK_UNITS, unit_required=True, whole=True) is None:
             raise ValueError(
                 "must be a duration such as '2 seconds', '500 milliseconds' or '1 minute'"
             )
@@ -113,7 +113,7 @@ class ConsumerSettings(KinesisConnection):
 
 
 def _seconds(duration: str) -> float:
-    seconds = duration_s(duration, unit_required=True)
+    seconds = duration_s(duration, SPARK_UNITS, unit_required=True, whole=True)
     assert seconds is not None  # validated by _spark_duration
     return seconds
 
