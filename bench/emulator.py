@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -78,8 +78,13 @@ def put_concurrently(
     # Built before the clock starts (0.003-0.03 s each with botocore's loader warm, 0.5 s
     # for a process's first): the sink it is compared with reuses its workers' clients.
     clients = [client(url) for _ in range(threads)]
+    return timed_threads(work, clients)
+
+
+def timed_threads(work: Callable[[Any], None], arguments: list[Any]) -> float:
+    """Seconds from starting a thread running `work(argument)` per argument to the last's end."""
     started = time.perf_counter()
-    workers = [threading.Thread(target=work, args=(kinesis,)) for kinesis in clients]
+    workers = [threading.Thread(target=work, args=(argument,)) for argument in arguments]
     for worker in workers:
         worker.start()
     for worker in workers:
