@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kinesis_connection import LOCALSTACK_URL
+from kinesis_connection import LOCALSTACK_URL, configuration_error
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -197,12 +197,8 @@ def parse_settings(
     try:
         settings = ProxySettings(**(given | flags))
     except ValidationError as error:
-        parser.error("; ".join(_describe(problem) for problem in error.errors()))
+        parser.error(str(configuration_error(error, ProxySettings, {})))
     if not settings.upstream:
         parser.error("--upstream (or KINESIS_PROXY_UPSTREAM) is required")
     return settings
 
-
-def _describe(problem: Any) -> str:
-    field = str(problem["loc"][0]) if problem["loc"] else "settings"
-    return f"{field.upper()}={problem.get('input')!r}: {problem['msg']}"
