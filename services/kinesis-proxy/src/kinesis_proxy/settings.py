@@ -201,4 +201,3 @@ def parse_settings(
     if not settings.upstream:
         parser.error("--upstream (or KINESIS_PROXY_UPSTREAM) is required")
     return settings
-
