@@ -75,7 +75,8 @@ def main(endpoint: str) -> None:
         ).options(**connection).option("checkpointLocation", f"{checkpoints}/write").trigger(
             availableNow=True
         ).start().awaitTermination()
-    read = [row.data for row in spark.sql("SELECT CAST(data AS STRING) AS data FROM smoke_read")]
+    read_rows = spark.sql("SELECT CAST(data AS STRING) AS data FROM smoke_read").collect()
+    read = [row.data for row in read_rows]
     batch = spark.read.format("kinesis").option("streamName", copy).options(**connection).load()
     copied = [row.data for row in batch.selectExpr("CAST(data AS STRING) AS data").collect()]
     spark.stop()
