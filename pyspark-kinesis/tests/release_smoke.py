@@ -19,13 +19,7 @@ import pyspark_kinesis
 from botocore.config import Config
 from pyspark.sql import SparkSession
 
-MESSAGES = [
-    {"message_type": "message1", "count": 2},
-    {"message_type": "message2", "count": 1},
-    {"message_type": "message1", "count": 3},
-    {"message_type": "message3", "count": 4},
-    {"message_type": "message2", "count": 5},
-]
+RECORDS = 20
 
 
 def main(endpoint: str) -> None:
@@ -42,8 +36,9 @@ def main(endpoint: str) -> None:
     for name in (source, copy):
         kinesis.create_stream(StreamName=name, ShardCount=1)
         kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.5})
-    for message in MESSAGES:
-        kinesis.put_record(StreamName=source, Data=json.dumps(message), PartitionKey="smoke")
+    for number in range(RECORDS):
+        data = json.dumps({"number": number})
+        kinesis.put_record(StreamName=source, Data=data, PartitionKey=f"key-{number}")
 
     spark = (
         SparkSession.builder.master("local[2]")
@@ -88,8 +83,8 @@ def main(endpoint: str) -> None:
                 "pyspark": pyspark.__version__,
                 "pyspark_kinesis": pyspark_kinesis.__version__,
                 "module": pyspark_kinesis.__file__,
-                "read": sorted(json.loads(data)["count"] for data in read),
-                "copied": sorted(json.loads(data)["count"] for data in copied),
+                "read": sorted(json.loads(data)["number"] for data in read),
+                "copied": sorted(json.loads(data)["number"] for data in copied),
             }
         )
     )
