@@ -49,7 +49,8 @@ def connect(stack: Any) -> Iterator[dict[str, Any]]:
         env.setenv("SPARK_CONNECT_PORT", str(port))
         try:
             # --wait: returns once the healthcheck passed, that is once the server answered.
-            stack.run("--profile", "connect", "up", "--detach", "--no-deps", "--wait",
+            # --build: the image from this checkout (a cache hit after the stack's build).
+            stack.run("--profile", "connect", "up", "--detach", "--build", "--no-deps", "--wait",
                       "--wait-timeout", "420", "spark-connect")  # fmt: skip
             yield {"port": port, "compose": compose}
         finally:
