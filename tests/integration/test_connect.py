@@ -72,7 +72,9 @@ def _client(connect: dict[str, Any], *args: str, **kwargs: Any) -> subprocess.Co
 
 
 def _seen(answer: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert answer.returncode == 0, answer.stderr[-3000:]
+    # The error's Python side, without the JVM's stack frames (they would fill the message).
+    said = "\n".join(line for line in answer.stderr.splitlines() if not line.startswith("\tat "))
+    assert answer.returncode == 0, said[-3000:]
     return dict(json.loads(answer.stdout.strip().splitlines()[-1]))
 
 
