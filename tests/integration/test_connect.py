@@ -52,6 +52,13 @@ def connect(stack: Any) -> Iterator[dict[str, Any]]:
             # --build: the image from this checkout (a cache hit after the stack's build).
             stack.run("--profile", "connect", "up", "--detach", "--build", "--no-deps", "--wait",
                       "--wait-timeout", "420", "spark-connect")  # fmt: skip
+            # Built here, not by `run --build`, whose build log would precede the run's output.
+            notebook = [*stack.compose.compose_command_property, "--profile", "notebook"]
+            for built in (
+                _compose(*compose, "build", "connect-client"),
+                _compose(*notebook, "build", "notebook"),
+            ):
+                assert built.returncode == 0, built.stderr[-3000:]
             yield {"port": port, "compose": compose}
         finally:
             # The stack's own teardown knows nothing of the profile: remove the container here.
@@ -59,9 +66,9 @@ def connect(stack: Any) -> Iterator[dict[str, Any]]:
                       check=False)  # fmt: skip
 
 
-def _client(connect: dict[str, Any], *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def _compose(*command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*connect["compose"], "run", "--rm", "-T", "--build", "connect-client", *args],
+        command,
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -69,6 +76,10 @@ def _client(connect: dict[str, Any], *args: str, **kwargs: Any) -> subprocess.Co
         check=False,
         **kwargs,
     )
+
+
+def _client(connect: dict[str, Any], *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return _compose(*connect["compose"], "run", "--rm", "-T", "connect-client", *args, **kwargs)
 
 
 def _seen(answer: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -127,8 +138,7 @@ def test_the_notebook_runs_on_the_connect_server(stack, connect):
     """The notebook profile's image executes the tutorial's notebook with Spark on the server."""
     stream_name = f"notebook-connect-{uuid.uuid4().hex[:8]}"
     answer = stack.run(
-        "--profile", "notebook", "--profile", "connect", "run", "--rm", "-T", "--build",
-        "--no-deps", "-e", "NOTEBOOK_SPARK_REMOTE=sc://spark-connect:15002",
+        "--profile", "notebook", "--profile", "connect", "run", "--rm", "-T", "--no-deps", "-e", "NOTEBOOK_SPARK_REMOTE=sc://spark-connect:15002",
         "-e", f"NOTEBOOK_STREAM_NAME={stream_name}", "notebook",
         "jupyter", "nbconvert", "--to", "notebook", "--execute", "--stdout",
         "--ExecutePreprocessor.timeout=600", "kinesis_pyspark.ipynb",
