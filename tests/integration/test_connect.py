@@ -43,7 +43,10 @@ def _free_port() -> int:
 def connect(stack: Any) -> Iterator[dict[str, Any]]:
     """The Connect server in the stack's project, healthy, on a free 127.0.0.1 port."""
     port = _free_port()
-    compose = ["docker", "compose", "-f", "docker-compose.yml", "-f", CLIENT_COMPOSE]
+    # The stack's compose files (COMPOSE_FILE, as the stack's own `docker compose` reads
+    # it), plus the client's.
+    files = os.environ.get("COMPOSE_FILE", "docker-compose.yml").split(os.pathsep)
+    compose = ["docker", "compose", *(f"--file={name}" for name in [*files, CLIENT_COMPOSE])]
     compose += ["--profile", "connect"]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SPARK_CONNECT_PORT", str(port))
