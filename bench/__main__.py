@@ -24,7 +24,7 @@ from typing import Any
 from consumer.app import build_session
 from consumer.settings import ConsumerSettings
 
-from bench import coldstart, drain, edit_to_running, ingest, latency, report, sink, soak
+from bench import coldstart, connect, drain, edit_to_running, ingest, latency, report, sink, soak
 from bench.emulator import fresh_localstack
 
 HERE = Path(__file__).resolve().parent
@@ -150,6 +150,7 @@ def main() -> int:
     results["ingest"] = attempt("ingest", lambda: ingest.measure(INGEST_RECORDS))
     results["cold_start"] = attempt("cold start", coldstart.measure)
     results["edit_to_running"] = attempt("edit to running", edit_to_running.measure)
+    results["connect"] = attempt("connect", connect.measure)
     spark_figures(results)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     results["figures"] = loads
