@@ -103,7 +103,6 @@ NOT_NEEDED: list[tuple[str, str]] = [
     ("kinesis.internal.maintenanceTaskIntervalSec", "100"),
     ("kinesis.internal.avoidEmptyBatches", "true"),
     ("fetchBufferSize", "20gb"),
-    ("shardsPerTask", "5"),
     ("consumerMode", "polling"),
     ("requireConsumerDeregistration", "false"),
     ("consumerName", "orders-reader"),
