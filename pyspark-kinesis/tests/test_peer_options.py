@@ -70,6 +70,7 @@ SAME_THING: list[tuple[str, str, str, object]] = [
     ("maxFetchRate", "1.5", "max_fetch_rate_mb", 1.5),
     ("minFetchPeriod", "400ms", "min_fetch_period_s", 0.4),
     ("maxFetchDuration", "2m", "max_fetch_duration_s", 120.0),
+    ("shardsPerTask", "5", "shards_per_task", 5),
     ("roleArn", ROLE, "role_arn", ROLE),
     ("roleSessionName", "reader", "role_session_name", "reader"),
     ("roleExternalId", "external", "role_external_id", "external"),

@@ -89,7 +89,7 @@ def test_one_task_reads_four_shards_under_aws_limits_and_replays_each_shard_exac
         stream,
         startingPosition="TRIM_HORIZON",
         maxRecordsPerTrigger="40",
-        maxRecordsPerFetch="5",  # several paced GetRecords per shard and batch
+        maxRecordsPerFetch="5",  # two paced GetRecords per shard and batch
         metadataPath=str(tmp_path / "ends"),
     )
     checkpoint = tmp_path / "checkpoint"

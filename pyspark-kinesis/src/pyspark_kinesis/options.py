@@ -89,10 +89,11 @@ DEFAULT_READ_RETRY_DEADLINE_S = 300.0
 MAX_RECORDS_PER_FETCH = 10_000
 # 4 GetRecords/s per shard, inside AWS's 5, counting the driver's look and the tasks together.
 DEFAULT_MIN_FETCH_PERIOD_S = 0.25
-# Shards one Spark task reads at once (Databricks' shardsPerTask, whose default is 5): a batch
-# runs in one wave of tasks while its shards with records are at most 8 per task slot. The
-# source cannot see the task slots (Spark gives a Python data source its options only), so
-# the default is fixed; see the README's "Shards per task".
+# Shards one Spark task reads at once (Databricks' shardsPerTask, whose default is 5). A batch
+# runs in one wave of tasks while its shards with records are at most `shardsPerTask` per
+# task slot. The driver side of a Python data source cannot see the query's task slots
+# (Spark gives it the options and the schema), so the default is fixed: 8 per slot keeps a
+# 16-shard stream on 2 cores, or 64 shards on 8, in one wave (README: "Shards per task").
 DEFAULT_SHARDS_PER_TASK = 8
 # Least time between two listings of a stream's shards, as in all three peers (1 s): planning
 # reuses a younger listing, so resharding is seen within it and a trigger saves a call.

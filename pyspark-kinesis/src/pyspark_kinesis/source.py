@@ -39,7 +39,8 @@ VISIBILITY_MARGIN_S (2 s) before it was planned (`_planning_instant`).
 Tasks: a batch's shards with records are read `shardsPerTask` to a task
 (`shard_groups`), the shards of a task at once, each in a thread of its own
 with its own pace, note and end (`task_reading`), so a task takes about as
-long as its slowest shard and a batch of many shards needs few task slots.
+long as its slowest shard. A batch runs in one wave of tasks while its shards
+with records are at most `shardsPerTask` per task slot.
 
 Pacing: the driver's look at a shard and the task reading it take turns, each
 starting when the previous reader's pace allows (wall-clock times carried in

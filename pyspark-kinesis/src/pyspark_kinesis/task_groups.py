@@ -3,7 +3,9 @@
 A task reads its shards at once (`task_reading`), each at its own pace, so a
 batch's tasks are few: ceil(shards with records / shardsPerTask). The shards
 are cut in the order given into runs whose sizes differ by at most one, so no
-task waits on a longer run than it must. Plain functions, no Spark.
+task waits on a longer run than it must. A batch runs in one wave of tasks
+while its shards with records are at most `shardsPerTask` per task slot.
+Plain functions, no Spark.
 """
 
 from __future__ import annotations

@@ -1,0 +1,203 @@
+"""Figures 11 to 13: many shards on few cores (a task reads `shardsPerTask` shards at once).
+
+11. End-to-end latency p50 at 200 events/s on 16 shards against 2 shards: figure 3's
+    pipeline (the consumer's query, its sink, the stack's trigger), one run each, same run.
+12. Batch time with a handful of records per batch (10 events/s at the 500 ms trigger, about
+    5 records a batch) on 64 shards against 4 shards: the same pipeline, median batch.
+13. The planner's own cost on 64 shards: the reader's `latestOffset` on the driver, timed
+    in this process (no Spark), when no shard needs a look (each shard's last read saw the
+    record that follows its end, as on a busy stream) and when every shard needs one (an
+    idle stream: a GetRecords per shard). Triggers are spaced as the stack's (500 ms), so
+    no look waits for its shard's pace.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming.datasource import ReadAllAvailable
+from pyspark_kinesis.options import KinesisOptions
+from pyspark_kinesis.positions import TRIM_HORIZON
+from pyspark_kinesis.shards import streams_from_offset
+from pyspark_kinesis.source import KinesisStreamReader
+
+from bench import latency
+from bench.emulator import client, create_stream, fresh_localstack
+from tests.clients import REGION
+
+LATENCY_RATE = 200
+LATENCY_SECONDS = 10.0
+LATENCY_SHARDS = (2, 16)
+HANDFUL_RATE = 10  # events/s: about 5 records a batch at the stack's 500 ms trigger
+HANDFUL_SECONDS = 20.0
+HANDFUL_SHARDS = (4, 64)
+PLANNED_SHARDS = 64
+PLANNING_ROUNDS = 10
+TRIGGER_S = 0.5
+PLAN_DEADLINE_S = 60.0
+
+
+def measure_latency(spark: SparkSession) -> dict[str, Any]:
+    """Figure 11: p50 at 200 events/s, 16 shards against 2."""
+    latency.keep_every_progress(spark)
+    runs = {
+        str(shards): latency.measure_rate(spark, LATENCY_RATE, LATENCY_SECONDS, shards=shards)
+        for shards in LATENCY_SHARDS
+    }
+    few, many = (runs[str(shards)] for shards in LATENCY_SHARDS)
+    return {"runs": runs, "p50_ratio": many["p50_s"] / few["p50_s"]}
+
+
+def measure_handful(spark: SparkSession) -> dict[str, Any]:
+    """Figure 12: median batch time at a handful of records per batch, 64 shards against 4."""
+    latency.keep_every_progress(spark)
+    runs = {
+        str(shards): latency.measure_rate(spark, HANDFUL_RATE, HANDFUL_SECONDS, shards=shards)
+        for shards in HANDFUL_SHARDS
+    }
+    few, many = (runs[str(shards)] for shards in HANDFUL_SHARDS)
+    return {"runs": runs, "batch_ratio": many["batch_ms_median"] / few["batch_ms_median"]}
+
+
+def measure_planning() -> dict[str, Any]:
+    """Figure 13: `latestOffset` on 64 shards, without looks and with a look at every shard."""
+    with fresh_localstack() as url, tempfile.TemporaryDirectory() as notes:
+        stream = create_stream(url, PLANNED_SHARDS)
+        options = KinesisOptions(
+            stream_name=stream,
+            region=REGION,
+            endpoint_url=url,
+            starting_position=TRIM_HORIZON,
+            metadata_path=notes,
+        )
+        reader = KinesisStreamReader(options)
+        reads = _count_get_records(reader)
+        start = reader.initialOffset()
+        put_one_on_every_shard(url, stream)
+        start = _first_batch(url, stream, reader, start)
+        busy, start = _busy_triggers(url, stream, reader, start, reads)
+        idle = _idle_triggers(reader, start, reads)
+    return {
+        "shards": PLANNED_SHARDS,
+        "no_look": busy,
+        "every_shard_looked_at": idle,
+    }
+
+
+def put_one_on_every_shard(url: str, stream: str) -> None:
+    kinesis = client(url)
+    shards = kinesis.list_shards(StreamName=stream)["Shards"]
+    keys = [shard["HashKeyRange"]["StartingHashKey"] for shard in shards]
+    entries = [{"Data": b"{}", "PartitionKey": "k", "ExplicitHashKey": key} for key in keys]
+    if kinesis.put_records(StreamName=stream, Records=entries)["FailedRecordCount"]:
+        raise RuntimeError("the emulator refused records")
+
+
+def _count_get_records(reader: KinesisStreamReader) -> list[int]:
+    """A counter of the reader's client's GetRecords calls (the driver's looks, here)."""
+    calls = [0]
+
+    def count(**_: Any) -> None:
+        calls[0] += 1
+
+    reader.client.meta.events.register("before-call.kinesis.GetRecords", count)
+    return calls
+
+
+def _run_batch(reader: KinesisStreamReader, start: dict[str, Any], end: dict[str, Any]) -> int:
+    """What Spark's tasks do with the batch, in this process: rows read."""
+    return sum(
+        batch.num_rows
+        for partition in reader.partitions(start, end)
+        for batch in reader.read(partition)
+    )
+
+
+def _first_batch(
+    url: str, stream: str, reader: KinesisStreamReader, start: dict[str, Any]
+) -> dict[str, Any]:
+    """Plans and runs a first batch taking from every shard; returns its end."""
+    deadline = time.monotonic() + PLAN_DEADLINE_S
+    while True:
+        # Records count once 2 s old until a note is seen: wait for every shard's.
+        end = reader.latestOffset(start, ReadAllAvailable())
+        progress = streams_from_offset(end, (stream,))
+        if sum(state.take is not None for state in progress.values()) == PLANNED_SHARDS:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("no batch took from every shard")
+        time.sleep(TRIGGER_S)
+    put_one_on_every_shard(url, stream)  # after the plan: the batch's reads see it follow
+    _run_batch(reader, start, end)
+    return end
+
+
+def _busy_triggers(
+    url: str, stream: str, reader: KinesisStreamReader, start: dict[str, Any], reads: list[int]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Rounds of: the next plan, timed (the last batch's reads saw a record follow their
+    ends, so no shard needs a look); a record lands on every shard; the batch runs, taking
+    one record a shard. Returns the timings and the last batch's end."""
+    timings: list[float] = []
+    looks = 0
+    for _ in range(PLANNING_ROUNDS):
+        before, started = reads[0], time.perf_counter()
+        end = reader.latestOffset(start, ReadAllAvailable())
+        timings.append(time.perf_counter() - started)
+        looks += reads[0] - before
+        put_one_on_every_shard(url, stream)
+        if _run_batch(reader, start, end) != PLANNED_SHARDS:
+            raise RuntimeError("a busy round did not read one record per shard")
+        start = end
+    return _summary(timings, looks), start
+
+
+def _idle_triggers(
+    reader: KinesisStreamReader, end: dict[str, Any], reads: list[int]
+) -> dict[str, Any]:
+    """Triggers on the drained stream, one every TRIGGER_S: each looks at every shard."""
+    last = reader.latestOffset(end, ReadAllAvailable())  # the records the last round left
+    _run_batch(reader, end, last)
+    started = time.perf_counter()
+    if reader.latestOffset(last, ReadAllAvailable()) != last:  # resolves that batch's ends
+        raise RuntimeError("records arrived on the drained stream")
+    _wait_for_next_trigger(started)
+    start = last
+    timings: list[float] = []
+    before = reads[0]
+    for _ in range(PLANNING_ROUNDS):
+        started = time.perf_counter()
+        if reader.latestOffset(start, ReadAllAvailable()) != start:
+            raise RuntimeError("an idle trigger planned a batch")
+        timings.append(time.perf_counter() - started)
+        _wait_for_next_trigger(started)
+    return _summary(timings, reads[0] - before)
+
+
+def _wait_for_next_trigger(started: float) -> None:
+    time.sleep(max(0.0, started + TRIGGER_S - time.perf_counter()))
+
+
+def _summary(timings: list[float], looks: int) -> dict[str, Any]:
+    return {
+        "rounds": len(timings),
+        "ms_median": statistics.median(timings) * 1000,
+        "ms_max": max(timings) * 1000,
+        "looks_per_round": looks / len(timings),
+    }
+
+
+def figures(
+    attempt: Callable[[str, Callable[[], Any]], Any], spark: SparkSession
+) -> dict[str, Any]:
+    """Figures 11 to 13 through the bench's `attempt` (each reported even if another fails)."""
+    return {
+        "many_shards_latency": attempt("many shards latency", lambda: measure_latency(spark)),
+        "many_shards_handful": attempt("many shards handful", lambda: measure_handful(spark)),
+        "many_shards_planning": attempt("many shards planning", measure_planning),
+    }
