@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -76,12 +77,12 @@ def measure_planning() -> dict[str, Any]:
             metadata_path=notes,
         )
         reader = KinesisStreamReader(options)
-        reads = _count_get_records(reader)
+        calls = _Calls(reader)
         start = reader.initialOffset()
         put_one_on_every_shard(url, stream)
         start = _first_batch(url, stream, reader, start)
-        busy, start = _busy_triggers(url, stream, reader, start, reads)
-        idle = _idle_triggers(reader, start, reads)
+        busy, start = _busy_triggers(url, stream, reader, start, calls)
+        idle = _idle_triggers(reader, start, calls)
     return {
         "shards": PLANNED_SHARDS,
         "no_look": busy,
@@ -98,15 +99,27 @@ def put_one_on_every_shard(url: str, stream: str) -> None:
         raise RuntimeError("the emulator refused records")
 
 
-def _count_get_records(reader: KinesisStreamReader) -> list[int]:
-    """A counter of the reader's client's GetRecords calls (the driver's looks, here)."""
-    calls = [0]
+class _Calls:
+    """The reader's client's GetRecords calls (the driver's looks, here) and the time its
+    ListShards calls took (the listing, refreshed once per listing interval)."""
 
-    def count(**_: Any) -> None:
-        calls[0] += 1
+    def __init__(self, reader: KinesisStreamReader) -> None:
+        self.get_records = 0
+        self.listing_s = 0.0
+        self._listing_since = 0.0
+        events = reader.client.meta.events
+        events.register("before-call.kinesis.GetRecords", self._count)
+        events.register("before-call.kinesis.ListShards", self._listing_starts)
+        events.register("after-call.kinesis.ListShards", self._listing_ends)
 
-    reader.client.meta.events.register("before-call.kinesis.GetRecords", count)
-    return calls
+    def _count(self, **_: Any) -> None:
+        self.get_records += 1
+
+    def _listing_starts(self, **_: Any) -> None:
+        self._listing_since = time.perf_counter()
+
+    def _listing_ends(self, **_: Any) -> None:
+        self.listing_s += time.perf_counter() - self._listing_since
 
 
 def _run_batch(reader: KinesisStreamReader, start: dict[str, Any], end: dict[str, Any]) -> int:
@@ -138,27 +151,23 @@ def _first_batch(
 
 
 def _busy_triggers(
-    url: str, stream: str, reader: KinesisStreamReader, start: dict[str, Any], reads: list[int]
+    url: str, stream: str, reader: KinesisStreamReader, start: dict[str, Any], calls: _Calls
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rounds of: the next plan, timed (the last batch's reads saw a record follow their
     ends, so no shard needs a look); a record lands on every shard; the batch runs, taking
     one record a shard. Returns the timings and the last batch's end."""
-    timings: list[float] = []
-    looks = 0
+    plans = _Plans(calls)
     for _ in range(PLANNING_ROUNDS):
-        before, started = reads[0], time.perf_counter()
-        end = reader.latestOffset(start, ReadAllAvailable())
-        timings.append(time.perf_counter() - started)
-        looks += reads[0] - before
+        end = plans.timed(partial(reader.latestOffset, start, ReadAllAvailable()))
         put_one_on_every_shard(url, stream)
         if _run_batch(reader, start, end) != PLANNED_SHARDS:
             raise RuntimeError("a busy round did not read one record per shard")
         start = end
-    return _summary(timings, looks), start
+    return plans.summary(), start
 
 
 def _idle_triggers(
-    reader: KinesisStreamReader, end: dict[str, Any], reads: list[int]
+    reader: KinesisStreamReader, end: dict[str, Any], calls: _Calls
 ) -> dict[str, Any]:
     """Triggers on the drained stream, one every TRIGGER_S: each looks at every shard."""
     last = reader.latestOffset(end, ReadAllAvailable())  # the records the last round left
@@ -167,29 +176,48 @@ def _idle_triggers(
     if reader.latestOffset(last, ReadAllAvailable()) != last:  # resolves that batch's ends
         raise RuntimeError("records arrived on the drained stream")
     _wait_for_next_trigger(started)
-    start = last
-    timings: list[float] = []
-    before = reads[0]
+    plans = _Plans(calls)
     for _ in range(PLANNING_ROUNDS):
         started = time.perf_counter()
-        if reader.latestOffset(start, ReadAllAvailable()) != start:
+        if plans.timed(partial(reader.latestOffset, last, ReadAllAvailable())) != last:
             raise RuntimeError("an idle trigger planned a batch")
-        timings.append(time.perf_counter() - started)
         _wait_for_next_trigger(started)
-    return _summary(timings, reads[0] - before)
+    return plans.summary()
 
 
 def _wait_for_next_trigger(started: float) -> None:
     time.sleep(max(0.0, started + TRIGGER_S - time.perf_counter()))
 
 
-def _summary(timings: list[float], looks: int) -> dict[str, Any]:
-    return {
-        "rounds": len(timings),
-        "ms_median": statistics.median(timings) * 1000,
-        "ms_max": max(timings) * 1000,
-        "looks_per_round": looks / len(timings),
-    }
+class _Plans:
+    """Timed plans: each one's time, its GetRecords calls and its time in ListShards."""
+
+    def __init__(self, calls: _Calls) -> None:
+        self.calls = calls
+        self.timings: list[float] = []
+        self.listings: list[float] = []
+        self.looks = 0
+
+    def timed(self, plan: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        reads, listing_s = self.calls.get_records, self.calls.listing_s
+        started = time.perf_counter()
+        end = plan()
+        self.timings.append(time.perf_counter() - started)
+        self.listings.append(self.calls.listing_s - listing_s)
+        self.looks += self.calls.get_records - reads
+        return end
+
+    def summary(self) -> dict[str, Any]:
+        pairs = zip(self.timings, self.listings, strict=True)
+        without_listing = [plan - listing for plan, listing in pairs]
+        return {
+            "rounds": len(self.timings),
+            "ms_median": statistics.median(self.timings) * 1000,
+            "ms_max": max(self.timings) * 1000,
+            "listing_ms_median": statistics.median(self.listings) * 1000,
+            "without_listing_ms_median": statistics.median(without_listing) * 1000,
+            "looks_per_round": self.looks / len(self.timings),
+        }
 
 
 def figures(
