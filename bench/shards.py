@@ -45,24 +45,27 @@ PLAN_DEADLINE_S = 60.0
 
 def measure_latency(spark: SparkSession) -> dict[str, Any]:
     """Figure 11: p50 at 200 events/s, 16 shards against 2."""
-    latency.keep_every_progress(spark)
-    runs = {
-        str(shards): latency.measure_rate(spark, LATENCY_RATE, LATENCY_SECONDS, shards=shards)
-        for shards in LATENCY_SHARDS
-    }
+    runs = _pipeline_runs(spark, LATENCY_RATE, LATENCY_SECONDS, LATENCY_SHARDS)
     few, many = (runs[str(shards)] for shards in LATENCY_SHARDS)
     return {"runs": runs, "p50_ratio": many["p50_s"] / few["p50_s"]}
 
 
 def measure_handful(spark: SparkSession) -> dict[str, Any]:
     """Figure 12: median batch time at a handful of records per batch, 64 shards against 4."""
-    latency.keep_every_progress(spark)
-    runs = {
-        str(shards): latency.measure_rate(spark, HANDFUL_RATE, HANDFUL_SECONDS, shards=shards)
-        for shards in HANDFUL_SHARDS
-    }
+    runs = _pipeline_runs(spark, HANDFUL_RATE, HANDFUL_SECONDS, HANDFUL_SHARDS)
     few, many = (runs[str(shards)] for shards in HANDFUL_SHARDS)
     return {"runs": runs, "batch_ratio": many["batch_ms_median"] / few["batch_ms_median"]}
+
+
+def _pipeline_runs(
+    spark: SparkSession, rate: int, seconds: float, shard_counts: tuple[int, ...]
+) -> dict[str, dict[str, Any]]:
+    """Figure 3's measure at `rate` on a fresh stream of each shard count, by shard count."""
+    latency.keep_every_progress(spark)
+    return {
+        str(shards): latency.measure_rate(spark, rate, seconds, shards=shards)
+        for shards in shard_counts
+    }
 
 
 def measure_planning() -> dict[str, Any]:

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import DataFrame
 from pyspark.sql.streaming.datasource import ReadAllAvailable
 from pyspark_kinesis.source import ShardGroup
 from test_planning import fill_every_shard, reader_noting_in, shards_of
-from test_streaming import BatchLog, by_shard, drain, messages, put, source
+from test_streaming import PartitionLog, by_shard, drain, forget_commit, source
 
 from tests.kinesis_proxy import Behaviours
 from tests.waiting import wait_until
@@ -65,19 +64,7 @@ def put_evenly(kinesis_client: Any, stream: str, numbers: range) -> None:
     assert kinesis_client.put_records(StreamName=stream, Records=entries)["FailedRecordCount"] == 0
 
 
-class PartitionLog(BatchLog):
-    """A BatchLog that also keeps how many partitions (tasks) each batch read with."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.partitions: dict[int, int] = {}
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        self.partitions[batch_id] = batch.rdd.getNumPartitions()
-        super().__call__(batch, batch_id)
-
-
-def test_one_task_reads_four_shards_under_aws_limits_and_replays_each_shard_exactly(
+def test_under_aws_read_limits_one_task_reads_four_shards_unthrottled_and_replays_exactly(
     spark: Any, kinesis_proxy: Any, kinesis_client: Any, stream_factory: Any, tmp_path: Path
 ) -> None:
     stream = stream_factory(4)
@@ -94,42 +81,16 @@ def test_one_task_reads_four_shards_under_aws_limits_and_replays_each_shard_exac
     )
     checkpoint = tmp_path / "checkpoint"
     first = PartitionLog()
-    query = frame.writeStream.foreachBatch(first).option("checkpointLocation", str(checkpoint))
-    assert query.trigger(availableNow=True).start().awaitTermination(90.0)
+    drain(frame, checkpoint, first)
     assert first.numbers == list(range(120))
     assert set(first.partitions.values()) == {1}  # 4 shards, shardsPerTask 8 by default
     refused = ("throttled_reads", "throttled_iterators", "limited_control_plane_calls")
     assert [kinesis_proxy.events[event] for event in refused] == [0, 0, 0]
     last_batch = max(first.batches)
     assert len(by_shard(first.batches[last_batch])) == 4  # the replayed task reads all four
-    # A crash after the batch ran but before Spark recorded it as committed:
-    (checkpoint / "commits" / str(last_batch)).unlink()
-    (checkpoint / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
+    forget_commit(checkpoint, last_batch)
     put_evenly(kinesis_client, stream, range(120, 140))  # must not leak into the replay
     second = drain(frame, checkpoint)
     assert by_shard(second.batches[last_batch]) == by_shard(first.batches[last_batch])
     replayed = {row["n"] for row in first.batches[last_batch]}
     assert sorted(set(second.numbers) - replayed) == list(range(120, 140))
-
-
-def test_several_streams_share_tasks_shards_per_task_at_a_time(
-    spark: Any, kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any, tmp_path: Path
-) -> None:
-    orders, payments = stream_factory(2), stream_factory(1)
-    put(kinesis_client, orders, messages(0, 30))
-    put(kinesis_client, payments, messages(100, 10))
-    frame = source(
-        spark,
-        kinesis_endpoint,
-        f"{orders},{payments}",
-        startingPosition="TRIM_HORIZON",
-        shardsPerTask="2",
-    )
-    log = PartitionLog()
-    query = frame.writeStream.foreachBatch(log).option("checkpointLocation", str(tmp_path))
-    assert query.trigger(availableNow=True).start().awaitTermination(90.0)
-    assert log.numbers == [*range(30), *range(100, 110)]
-    assert len({shard for rows in log.batches.values() for shard in by_shard(rows)}) == 3
-    # Every batch of all three shards ran in two tasks; one of fewer shards, in one.
-    for batch_id, rows in log.batches.items():
-        assert log.partitions[batch_id] == -(-len(by_shard(rows)) // 2)
