@@ -311,7 +311,7 @@ def read_group(
 
 
 class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
-    """Plans batches on the driver as per-shard takes; tasks read one shard each.
+    """Plans batches on the driver as per-shard takes; a task reads `shardsPerTask` shards at once.
 
     Every stream read has its shards in the same plan, each keyed by
     `StreamShard`: one offset per stream and shard, resharding followed per
