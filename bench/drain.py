@@ -206,6 +206,11 @@ def measure_under_limits(spark: SparkSession, url: str) -> dict[str, Any]:
     with running_proxy(url, limits) as proxy:
         spark_run = spark_drain(spark, proxy.url, stream, LIMITED_RECORDS, **scaled)
         spark_refused = proxy.counters().get("throttled_reads", 0)
+    # The same drain with a task per shard (as before shardsPerTask), for a same-run ratio.
+    with running_proxy(url, limits) as proxy:
+        one_per_task = spark_drain(
+            spark, proxy.url, stream, LIMITED_RECORDS, shardsPerTask="1", **scaled
+        )
     with running_proxy(url, limits) as proxy:
         plain_s = plain_reader(proxy.url, stream, LIMITED_RECORDS, LIMITED_RECORDS_PER_CALL)
         plain_refused = proxy.counters().get("throttled_reads", 0)
@@ -222,6 +227,10 @@ def measure_under_limits(spark: SparkSession, url: str) -> dict[str, Any]:
         "spark": spark_run,
         "spark_vs_limit": total_bytes / spark_run["seconds"] / limit_bytes_per_s,
         "spark_batches_vs_limit": spark_bytes_per_s / limit_bytes_per_s,
+        "one_shard_per_task": one_per_task,
+        "one_shard_per_task_vs_limit": (
+            total_bytes / one_per_task["batch_seconds"] / limit_bytes_per_s
+        ),
         "spark_refused_reads": spark_refused,
         "plain_seconds": plain_s,
         "plain_vs_limit": total_bytes / plain_s / limit_bytes_per_s,

@@ -225,7 +225,7 @@ def _batch_read_rows(read: dict[str, Any]) -> list[Row]:
 
 def _limited_drain_rows(drain: dict[str, Any]) -> list[Row]:
     limit = drain["limit_megabytes_per_s"]
-    spark = drain["spark"]
+    spark, one = drain["spark"], drain["one_shard_per_task"]
     return [
         (
             f"10. Drain under AWS's read limits (the proxy; bytes scaled 1/"
@@ -241,6 +241,16 @@ def _limited_drain_rows(drain: dict[str, Any]) -> list[Row]:
             f"{drain['spark_batches_vs_limit']:.2f}x",
             "≥ 0.90x, none refused",
             _verdict(drain["spark_batches_vs_limit"] >= 0.9 and not drain["spark_refused_reads"]),
+        ),
+        (
+            "10. the same drain, one shard per task (`shardsPerTask=1`, as before), same run",
+            f"{drain['megabytes'] / spark['batch_seconds']:.2f} MB/s "
+            f"({drain['spark_batches_vs_limit']:.2f}x the limit)",
+            f"one shard per task: {drain['megabytes'] / one['batch_seconds']:.2f} MB/s "
+            f"({drain['one_shard_per_task_vs_limit']:.2f}x the limit)",
+            f"{one['batch_seconds'] / spark['batch_seconds']:.2f}x",
+            "",
+            "",
         ),
         (
             "10. the same drain, wall clock from `start()` (query start-up included)",
