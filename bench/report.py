@@ -267,7 +267,7 @@ def _many_shards_latency_rows(figure: dict[str, Any]) -> list[Row]:
     few, many = figure["runs"]["2"], figure["runs"]["16"]
     return [
         (
-            f"11. End-to-end latency p50 at {many['rate']} rec/s on 16 shards "
+            f"12. End-to-end latency p50 at {many['rate']} rec/s on 16 shards "
             f"(achieved {many['achieved_rate']:,.0f}), {many['trigger']} trigger, "
             f"{many['seen']:,} of {many['sent']:,} events in the sink",
             f"p50 {many['p50_s']:.2f} s, p99 {many['p99_s']:.2f} s; median batch "
@@ -285,7 +285,7 @@ def _many_shards_handful_rows(figure: dict[str, Any]) -> list[Row]:
     few, many = figure["runs"]["4"], figure["runs"]["64"]
     return [
         (
-            f"12. Median batch on 64 shards at {many['rate']} rec/s (a handful of records a "
+            f"13. Median batch on 64 shards at {many['rate']} rec/s (a handful of records a "
             f"batch; {many['batches']} batches), {many['trigger']} trigger",
             f"{many['batch_ms_median']:.0f} ms ({_phases(many)})",
             f"4 shards, same records and run: {few['batch_ms_median']:.0f} ms ({_phases(few)})",
@@ -307,7 +307,7 @@ def _many_shards_planning_rows(figure: dict[str, Any]) -> list[Row]:
 
     return [
         (
-            f"13. The planner on {figure['shards']} shards (`latestOffset`, median of "
+            f"14. The planner on {figure['shards']} shards (`latestOffset`, median of "
             f"{quiet['rounds']}), no shard needing a look, without the shard listing (once a "
             "listing interval, default 1 s)",
             f"{quiet['without_listing_ms_median']:.0f} ms; with it {parts(quiet)}",

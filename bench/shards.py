@@ -1,10 +1,10 @@
-"""Figures 11 to 13: many shards on few cores (a task reads `shardsPerTask` shards at once).
+"""Figures 12 to 14: many shards on few cores (a task reads `shardsPerTask` shards at once).
 
-11. End-to-end latency p50 at 200 events/s on 16 shards against 2 shards: figure 3's
+12. End-to-end latency p50 at 200 events/s on 16 shards against 2 shards: figure 3's
     pipeline (the consumer's query, its sink, the stack's trigger), one run each, same run.
-12. Batch time with a handful of records per batch (10 events/s at the 500 ms trigger, about
+13. Batch time with a handful of records per batch (10 events/s at the 500 ms trigger, about
     5 records a batch) on 64 shards against 4 shards: the same pipeline, median batch.
-13. The planner's own cost on 64 shards: the reader's `latestOffset` on the driver, timed
+14. The planner's own cost on 64 shards: the reader's `latestOffset` on the driver, timed
     in this process (no Spark), when no shard needs a look (each shard's last read saw the
     record that follows its end, as on a busy stream) and when every shard needs one (an
     idle stream: a GetRecords per shard). Triggers are spaced as the stack's (500 ms), so
@@ -44,14 +44,14 @@ PLAN_DEADLINE_S = 60.0
 
 
 def measure_latency(spark: SparkSession) -> dict[str, Any]:
-    """Figure 11: p50 at 200 events/s, 16 shards against 2."""
+    """Figure 12: p50 at 200 events/s, 16 shards against 2."""
     runs = _pipeline_runs(spark, LATENCY_RATE, LATENCY_SECONDS, LATENCY_SHARDS)
     few, many = (runs[str(shards)] for shards in LATENCY_SHARDS)
     return {"runs": runs, "p50_ratio": many["p50_s"] / few["p50_s"]}
 
 
 def measure_handful(spark: SparkSession) -> dict[str, Any]:
-    """Figure 12: median batch time at a handful of records per batch, 64 shards against 4."""
+    """Figure 13: median batch time at a handful of records per batch, 64 shards against 4."""
     runs = _pipeline_runs(spark, HANDFUL_RATE, HANDFUL_SECONDS, HANDFUL_SHARDS)
     few, many = (runs[str(shards)] for shards in HANDFUL_SHARDS)
     return {"runs": runs, "batch_ratio": many["batch_ms_median"] / few["batch_ms_median"]}
@@ -69,7 +69,7 @@ def _pipeline_runs(
 
 
 def measure_planning() -> dict[str, Any]:
-    """Figure 13: `latestOffset` on 64 shards, without looks and with a look at every shard."""
+    """Figure 14: `latestOffset` on 64 shards, without looks and with a look at every shard."""
     with fresh_localstack() as url, tempfile.TemporaryDirectory() as notes:
         stream = create_stream(url, PLANNED_SHARDS)
         options = KinesisOptions(
@@ -226,7 +226,7 @@ class _Plans:
 def figures(
     attempt: Callable[[str, Callable[[], Any]], Any], spark: SparkSession
 ) -> dict[str, Any]:
-    """Figures 11 to 13 through the bench's `attempt` (each reported even if another fails)."""
+    """Figures 12 to 14 through the bench's `attempt` (each reported even if another fails)."""
     return {
         "many_shards_latency": attempt("many shards latency", lambda: measure_latency(spark)),
         "many_shards_handful": attempt("many shards handful", lambda: measure_handful(spark)),
