@@ -24,7 +24,18 @@ from typing import Any
 from consumer.app import build_session
 from consumer.settings import ConsumerSettings
 
-from bench import coldstart, connect, drain, edit_to_running, ingest, latency, report, sink, soak
+from bench import (
+    coldstart,
+    connect,
+    drain,
+    edit_to_running,
+    ingest,
+    latency,
+    report,
+    shards,
+    sink,
+    soak,
+)
 from bench.emulator import fresh_localstack
 
 HERE = Path(__file__).resolve().parent
@@ -93,6 +104,7 @@ def attempt(name: str, figure: Callable[[], Any]) -> Any:
 
 def spark_figures(results: dict[str, Any]) -> None:
     spark_names = {"drain", "drain under limits", "sink", "batch read", "latency"}
+    spark_names |= {"many shards latency", "many shards handful", "many shards planning"}
     if only and not only & spark_names:
         return
     # The JVM starts only now, after the figures that want both cores to themselves.
@@ -123,6 +135,7 @@ def spark_figures(results: dict[str, Any]) -> None:
         results["latency"] = attempt(
             "latency", lambda: latency.measure(spark, LATENCY_RATES, LATENCY_SECONDS)
         )
+        results.update(shards.figures(attempt, spark))
     finally:
         spark.stop()
 
