@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumer.connect_health import answers
+from kinesis_connection import LOCALSTACK_URL
 
 from bench import coldstart, emulator
 
@@ -94,7 +95,7 @@ def measure() -> dict[str, Any]:
         url = f"http://127.0.0.1:{stack.env['LOCALSTACK_PORT']}"
         stream = emulator.create_stream(url, shards=2)
         emulator.put_concurrently(url, stream, emulator.event_records(RECORDS))
-        connect = _first_rows(f"sc://127.0.0.1:{port}", "http://localstack:4566", stream)
+        connect = _first_rows(f"sc://127.0.0.1:{port}", LOCALSTACK_URL, stream)
         in_process = _first_rows("local", url, stream)
     finally:
         stack.compose("--profile", "connect", "down", "--volumes", "--remove-orphans",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kinesis_connection import LOCALSTACK_URL
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +118,7 @@ def test_the_readme_code_from_the_host_reads_through_the_published_port(stack, c
         "SPARK_REMOTE": f"sc://localhost:{connect['port']}",
         "KINESIS_ENDPOINT_URL": stack.endpoint,
         # The server reads LocalStack on the Compose network.
-        "KINESIS_SERVER_ENDPOINT_URL": "http://localstack:4566",
+        "KINESIS_SERVER_ENDPOINT_URL": LOCALSTACK_URL,
     }
     answer = subprocess.run(
         [sys.executable, str(SCRIPT)],
