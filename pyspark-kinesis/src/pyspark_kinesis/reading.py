@@ -97,7 +97,7 @@ class ShardCursor:
             self._iterator = None
             return Fetch([], ended=False, millis_behind_latest=1)
         returned = answer.get("Records", [])
-        records = self._at_or_after_start(returned)
+        records = at_or_after(returned, self.position)
         with_rows(records, self.position)
         if records:
             self.position = after(records[-1]["SequenceNumber"])
@@ -114,14 +114,6 @@ class ShardCursor:
     @property
     def next_iterator(self) -> str | None:
         return self._iterator
-
-    def _at_or_after_start(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # boto3 sends an AT_TIMESTAMP start in whole seconds: drop what arrived
-        # in that second before the instant, so LATEST means the query's start.
-        if self.position.kind != "AT_TIMESTAMP":
-            return records
-        since = float(self.position.argument or 0)
-        return [r for r in records if r["ApproximateArrivalTimestamp"] >= since]
 
     def _open_iterator(self) -> str:
         try:
@@ -254,7 +246,7 @@ class TakeRead:
             rows_left = None if limit is None else limit - taken
             kept, end, rows = first_rows(wanted, rows_left)
             next_arrival_s, behind = (
-                _first_left(fetch.records, kept, end),
+                first_left(fetch.records, kept, end),
                 fetch.millis_behind_latest,
             )
             if kept:
@@ -422,6 +414,18 @@ def missing_streams(client: Any, options: KinesisOptions) -> list[str]:
     return missing
 
 
+def at_or_after(records: list[dict[str, Any]], start: Position) -> list[dict[str, Any]]:
+    """`records` read from `start`, less those that arrived before an AT_TIMESTAMP start.
+
+    botocore sends an AT_TIMESTAMP start in whole seconds: what arrived in that
+    second before the instant is dropped, so LATEST means the query's start.
+    """
+    if start.kind != "AT_TIMESTAMP":
+        return records
+    since = float(start.argument or 0)
+    return [r for r in records if r["ApproximateArrivalTimestamp"] >= since]
+
+
 def with_rows(records: list[dict[str, Any]], position: Position) -> None:
     """Gives each record read from `position` its rows (`ROWS`), less those read already."""
     for record in records:
@@ -455,7 +459,7 @@ def first_rows(
     return kept, end, count
 
 
-def _first_left(
+def first_left(
     page: list[dict[str, Any]], kept: list[dict[str, Any]], end: Position | None
 ) -> float | None:
     """The arrival time of the first record of `page` that a read keeping `kept` leaves behind.

@@ -99,6 +99,7 @@ from pyspark.sql.types import (
 
 from pyspark_kinesis.client import KinesisSourceError, make_client
 from pyspark_kinesis.completions import refuse_s3_markers
+from pyspark_kinesis.consumers import deregister_consumers, register_consumers
 from pyspark_kinesis.ends import end_store
 from pyspark_kinesis.extra_options import (
     BatchReadOptions,
@@ -135,6 +136,7 @@ from pyspark_kinesis.shards import (
     with_new_shards,
 )
 from pyspark_kinesis.sink import KinesisBatchWriter, KinesisStreamWriter, check_input_schema
+from pyspark_kinesis.subscriptions import take_reader
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -359,6 +361,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._available_now = (time.time(), listed)
 
     def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
+        if self.options.fan_out:
+            register_consumers(self.client, self.options)  # kept per process once ACTIVE
         cutoff_s, eligible = self._available_now or (None, None)
         known = self._where_batches_ended(self._progress_of(start))
         until_s = self._planning_instant(cutoff_s)
@@ -475,7 +479,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     )
                 )
             return
-        take_read = TakeRead(
+        take_read = take_reader(
             client, options, shard.shard_id, start, take, not_before_s=not_before_s
         )
         yield from arrow(take_read)
@@ -500,6 +504,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         for shard, position, take in self._committed_takes - takes:
             self.ends_by_stream[shard.stream_name].remove(shard.shard_id, position, take)
         self._committed_takes = takes
+
+    def stop(self) -> None:
+        """Called on the driver when the query stops: with enhanced fan-out and
+        requireConsumerDeregistration=true, deregisters the consumer of every stream."""
+        if self.options.fan_out and self.options.require_consumer_deregistration:
+            deregister_consumers(self.client, self.options)
 
     def _list_shards(self, *, fresh: bool = False) -> dict[str, list[Shard]]:
         """Each stream's shards, listed in parallel.
