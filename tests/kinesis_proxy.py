@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
@@ -58,6 +58,8 @@ from itertools import takewhile
 from typing import Any
 
 import requests
+
+from tests.kinesis_fan_out import EVENT_STREAM_CONTENT_TYPE, OPERATIONS, FanOut, Reply
 
 # AWS's documented limits (Kinesis Data Streams quotas).
 READS_PER_SHARD_PER_S = 5
@@ -68,6 +70,12 @@ WRITE_BYTES_PER_SHARD_PER_S = 1024 * 1024
 LIST_SHARDS_PER_STREAM_PER_S = 100
 DESCRIBE_STREAM_SUMMARY_PER_S = 20
 ITERATOR_LIFETIME_S = 300.0
+# Enhanced fan-out: a subscription lasts 5 minutes; the same consumer and shard may subscribe
+# again only 5 s after a successful call; a new consumer is CREATING a few seconds (not documented
+# as a number: 2 s here).
+SUBSCRIPTION_LIFETIME_S = 300.0
+SUBSCRIBE_IN_USE_S = 5.0
+CONSUMER_CREATING_S = 2.0
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 _HASH_KEY_BITS = 128
@@ -96,6 +104,12 @@ class Behaviours:
     random_throttling_probability: float = 0.0
     faulty_operations: frozenset[str] = _DATA_PLANE
     seed: int = 7
+    # Enhanced fan-out served by the proxy (see `kinesis_fan_out`); off: LocalStack's own.
+    fan_out: bool = False
+    consumer_creating_s: float = 0.0
+    subscribe_in_use_s: float = 0.0
+    subscription_lifetime_s: float | None = None
+    fan_out_read_limits: bool = False
     # The limits themselves, AWS's unless a test needs them lower.
     reads_per_s: int = READS_PER_SHARD_PER_S
     read_bytes_per_s: int = READ_BYTES_PER_SHARD_PER_S
@@ -113,6 +127,11 @@ class Behaviours:
             "write_limits": True,
             "control_plane_limits": True,
             "iterator_lifetime_s": ITERATOR_LIFETIME_S,
+            "fan_out": True,
+            "consumer_creating_s": CONSUMER_CREATING_S,
+            "subscribe_in_use_s": SUBSCRIBE_IN_USE_S,
+            "subscription_lifetime_s": SUBSCRIPTION_LIFETIME_S,
+            "fan_out_read_limits": True,
         }
         return cls(**(settings | overrides))
 
@@ -183,6 +202,8 @@ class Answer:
     status: int
     body: bytes | None
     content_type: str = JSON_CONTENT_TYPE
+    # An event stream (SubscribeToShard): messages sent as they come, `body` unused.
+    frames: Generator[bytes, None, None] | None = None
 
 
 def _error(code: str, message: str, status: int = 400) -> Answer:
@@ -191,6 +212,14 @@ def _error(code: str, message: str, status: int = 400) -> Answer:
 
 def _ok(document: dict[str, Any]) -> Answer:
     return Answer(200, json.dumps(document).encode())
+
+
+def _from_reply(reply: Reply) -> Answer:
+    if reply.frames is not None:
+        return Answer(200, b"", EVENT_STREAM_CONTENT_TYPE, frames=reply.frames)
+    if reply.code is not None:
+        return _error(reply.code, reply.message, reply.status)
+    return Answer(reply.status, json.dumps(reply.document or {}).encode())
 
 
 def _stream_name(request: dict[str, Any]) -> str:
@@ -236,10 +265,20 @@ class KinesisProxy(ThreadingHTTPServer):
         self._shards: dict[tuple[str, str], _ShardState] = {}
         self._operation_windows: dict[tuple[str, str], SlidingWindow] = {}
         self._local = threading.local()
+        self._fan_out = FanOut(
+            lambda: self.behaviours,
+            self._call,
+            self._count,
+            ByteBucket,
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def server_close(self) -> None:
+        self._fan_out.close()
+        super().server_close()
 
     def counters(self) -> dict[str, int]:
         with self._lock:
@@ -265,6 +304,8 @@ class KinesisProxy(ThreadingHTTPServer):
             return _error("LimitExceededException", f"Rate exceeded for {operation}")
         if operation in handlers:
             return handlers[operation](request, headers)
+        if operation in OPERATIONS and self.behaviours.fan_out:
+            return _from_reply(self._fan_out.answer(operation, request, headers))
         return self._forward(operation, raw, headers)
 
     # Faults and limits -------------------------------------------------------
@@ -566,11 +607,33 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.body is None:
             self.close_connection = True  # dropped: the client sees the connection close
             return
+        if answer.frames is not None:
+            self._send_event_stream(answer)
+            return
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
         self.wfile.write(answer.body)
+
+    def _send_event_stream(self, answer: Answer) -> None:
+        """Each message as an HTTP chunk as soon as it is made, until the stream ends or
+        the client hangs up."""
+        assert answer.frames is not None
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for frame in answer.frames:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the subscriber closed its end
+        finally:
+            answer.frames.close()
 
     def do_GET(self) -> None:
         document: dict[str, Any]

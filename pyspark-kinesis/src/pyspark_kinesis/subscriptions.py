@@ -59,8 +59,11 @@ SUBSCRIBE_PATIENCE_S = 30.0
 IDLE_CLOSE_S = 300.0
 # Renewals in a row that bring no event before the task gives up naming the last error.
 MAX_FRUITLESS_RENEWALS = 5
+# How long after a batch's planning instant a record that arrived by then may still be
+# on its way to the subscriber (AWS: about 70 ms); see `Subscription.caught_up`.
+PUSH_GRACE_S = 0.2
 # How long a task waits for news from its subscription before it looks again.
-_WAIT_S = 1.0
+_WAIT_S = 0.1
 _RETRIED_AT_SUBSCRIBE = frozenset(
     {"ResourceInUseException", "LimitExceededException", "ResourceNotFoundException"}
 )
@@ -78,8 +81,8 @@ def starting_position(position: Position) -> dict[str, Any]:
 
 
 def _closes_shard(event: dict[str, Any]) -> bool:
-    """A closed shard's last event: its children named, or no continuation left."""
-    return bool(event.get("ChildShards")) or not event.get("ContinuationSequenceNumber")
+    """A closed shard's last event names its children (AWS sends them only there)."""
+    return bool(event.get("ChildShards"))
 
 
 class Subscription:
@@ -263,16 +266,17 @@ class Subscription:
             self._bytes -= len(self._records.popleft()["Data"])
         self._condition.notify_all()
 
-    def caught_up_since(self, instant_s: float) -> bool:
-        """An event received at or after `instant_s` said the shard has nothing more, and
-        every record received was taken."""
+    def caught_up(self, until_s: float) -> bool:
+        """Whether every record that arrived by `until_s` was received and taken: the last
+        event said the shard held nothing more, and PUSH_GRACE_S has passed since `until_s`
+        (Kinesis pushes a record about 70 ms after it arrives)."""
         with self._condition:
-            return not self._records and self.behind_ms == 0 and self.event_at_s >= instant_s
-
-    @property
-    def empty(self) -> bool:
-        with self._condition:
-            return not self._records
+            return (
+                not self._records
+                and self._events_since_open > 0
+                and self.behind_ms == 0
+                and time.time() >= until_s + PUSH_GRACE_S
+            )
 
     @property
     def fruitless(self) -> bool:
@@ -321,8 +325,10 @@ class SubscribedTake:
     then `end` says where it ended. The same records as `reading.TakeRead` reads.
 
     Reading stops at the first record that arrived after `take.until_s`, at
-    `take.limit` rows, at the end of a closed shard, or once an event received
-    after `take.until_s` said the shard holds nothing more for now.
+    `take.limit` rows, at the end of a closed shard, or once the subscription is
+    caught up with the shard PUSH_GRACE_S after `take.until_s`. A record pushed
+    later than that is left to the next batch; the batch's note (`ends`) makes
+    any re-read of this batch end where this one did.
     """
 
     def __init__(
@@ -375,7 +381,7 @@ class SubscribedTake:
             if subscription.ended:
                 ended = True
                 break
-            if subscription.caught_up_since(until_s):
+            if subscription.caught_up(until_s):
                 break
             if not subscription.running:
                 fruitless = fruitless + 1 if subscription.fruitless else 0
