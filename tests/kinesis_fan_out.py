@@ -12,6 +12,8 @@ ACTIVE, and applies AWS's rules, each a behaviour:
 - `subscription_lifetime_s` (AWS: 5 minutes): the event stream then ends;
 - `fan_out_read_limits`: 2 MB/s per consumer per shard (`read_bytes_per_s`),
   pushed no faster;
+- `subscription_cut_after_records` (not AWS's rule, a fault): a subscription's
+  connection is cut, with no end, once it pushed that many records;
 - a closed shard's last event names its children (`ChildShards`) and has no
   `ContinuationSequenceNumber`; an event comes at least every EVENT_EVERY_S.
 
@@ -57,8 +59,13 @@ class FanOutBehaviours(Protocol):
     consumer_creating_s: float
     subscribe_in_use_s: float
     subscription_lifetime_s: float | None
+    subscription_cut_after_records: int | None
     fan_out_read_limits: bool
     read_bytes_per_s: int
+
+
+class ConnectionCut(Exception):  # noqa: N818 (what happens, not an error of the proxy)
+    """Raised by an event stream to end its connection without the HTTP terminator."""
 
 
 class Bucket(Protocol):
@@ -277,7 +284,7 @@ class FanOut:
         bucket = self._new_bucket(self._behaviours().read_bytes_per_s)
         last_event_s = 0.0
         pending: list[dict[str, Any]] = []
-        behind_ms = 0
+        behind_ms, pushed = 0, 0
         iterator: str | None = first_iterator
         # AWS always says where to continue, before any record too: the shard's first number.
         continuation = (
@@ -308,8 +315,15 @@ class FanOut:
                     return
                 pending, iterator = page.get("Records", []), page.get("NextShardIterator")
                 behind_ms = int(page.get("MillisBehindLatest", 0))
+            cut_after = behaviours.subscription_cut_after_records
+            if cut_after is not None and pushed >= cut_after:
+                self._count("subscriptions_cut", 1)
+                raise ConnectionCut
             records = self._pushable(pending, bucket, behaviours)
+            if cut_after is not None:
+                records = records[: cut_after - pushed]
             pending = pending[len(records) :]
+            pushed += len(records)
             if records:
                 continuation = str(records[-1]["SequenceNumber"])
             event: dict[str, Any] = {

@@ -59,7 +59,13 @@ from typing import Any
 
 import requests
 
-from tests.kinesis_fan_out import EVENT_STREAM_CONTENT_TYPE, OPERATIONS, FanOut, Reply
+from tests.kinesis_fan_out import (
+    EVENT_STREAM_CONTENT_TYPE,
+    OPERATIONS,
+    ConnectionCut,
+    FanOut,
+    Reply,
+)
 
 # AWS's documented limits (Kinesis Data Streams quotas).
 READS_PER_SHARD_PER_S = 5
@@ -109,6 +115,7 @@ class Behaviours:
     consumer_creating_s: float = 0.0
     subscribe_in_use_s: float = 0.0
     subscription_lifetime_s: float | None = None
+    subscription_cut_after_records: int | None = None
     fan_out_read_limits: bool = False
     # The limits themselves, AWS's unless a test needs them lower.
     reads_per_s: int = READS_PER_SHARD_PER_S
@@ -630,6 +637,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
+        except ConnectionCut:
+            pass  # closed with no terminating chunk: the subscriber sees the stream break
         except OSError:
             pass  # the subscriber closed its end
         finally:

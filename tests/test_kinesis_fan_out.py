@@ -187,3 +187,27 @@ def test_messages_are_framed_with_lengths_and_checksums() -> None:
     assert total == len(message)
     assert b":event-type" in message[12 : 12 + headers]
     assert b":exception-type" in error_message("ResourceInUseException", "in use")
+
+
+def test_a_subscription_is_cut_once_it_pushed_its_share(
+    kinesis_proxy, stream_factory
+):
+    kinesis_proxy.behaviours = Behaviours(fan_out=True, subscription_cut_after_records=3)
+    client, stream = client_of(kinesis_proxy), stream_factory(1)
+    _, consumer = registered(client, stream)
+    events = iter(subscribe(client, consumer))
+    for n in range(2):
+        client.put_record(StreamName=stream, Data=str(n).encode(), PartitionKey="k")
+    received: list[bytes] = []
+    while len(received) < 2:
+        received += [r["Data"] for r in next(events)["SubscribeToShardEvent"]["Records"]]
+    # Put at once: the third record is pushed, then the connection is cut.
+    client.put_records(
+        StreamName=stream,
+        Records=[{"Data": b"2", "PartitionKey": "k"}, {"Data": b"3", "PartitionKey": "k"}],
+    )
+    with pytest.raises(Exception, match="ended prematurely"):  # urllib3's, as a real cut gives
+        for event in events:
+            received += [r["Data"] for r in event["SubscribeToShardEvent"]["Records"]]
+    assert received == [b"0", b"1", b"2"]
+    assert kinesis_proxy.events["subscriptions_cut"] == 1

@@ -24,12 +24,20 @@ from test_streaming import (
     source,
 )
 
+from tests.clients import localstack_kinesis
+from tests.kinesis_proxy import Behaviours, KinesisProxy
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
 AWS_DIALECT = {"kinesis.consumerType": "SubscribeToShard", "kinesis.consumerName": "reader"}
 DATABRICKS_DIALECT = {"consumerMode": "efo", "consumerName": "reader"}
+
+
+def reading_through(proxy: KinesisProxy, **behaviours: Any) -> str:
+    """The proxy's URL, with AWS's behaviours (fan-out's among them) and `behaviours` on."""
+    proxy.behaviours = Behaviours.aws(**behaviours)
+    return proxy.url
 
 
 def consumers_of(kinesis_client, stream: str) -> dict[str, str]:
@@ -42,22 +50,22 @@ def consumers_of(kinesis_client, stream: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("dialect", [AWS_DIALECT, DATABRICKS_DIALECT], ids=["aws", "databricks"])
 def test_either_peers_options_read_every_record_once_with_fan_out(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path, dialect
+    spark, fan_out_endpoint, kinesis_client, stream_factory, tmp_path, dialect
 ):
     stream = stream_factory(2)
     put(kinesis_client, stream, messages(0, 100))
-    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON", **dialect)
+    frame = source(spark, fan_out_endpoint, stream, startingPosition="TRIM_HORIZON", **dialect)
     assert drain(frame, tmp_path).numbers == list(range(100))
     # Registered at the query's start, left registered (requireConsumerDeregistration: false).
-    assert consumers_of(kinesis_client, stream) == {"reader": "ACTIVE"}
+    assert consumers_of(localstack_kinesis(fan_out_endpoint), stream) == {"reader": "ACTIVE"}
 
 
 def test_a_running_query_with_the_default_trigger_reads_every_record_once(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, fan_out_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     stream = stream_factory(2)
     log = BatchLog()
-    frame = source(spark, kinesis_endpoint, stream, startingPosition="LATEST", **DATABRICKS_DIALECT)
+    frame = source(spark, fan_out_endpoint, stream, startingPosition="LATEST", **DATABRICKS_DIALECT)
     query = run(frame, log, tmp_path, processingTime="500 milliseconds")
     try:
         wait_until(lambda: bool(query.recentProgress), "the first trigger", deadline_s=DEADLINE_S)
@@ -75,13 +83,13 @@ def test_a_running_query_with_the_default_trigger_reads_every_record_once(
 
 
 def test_a_replayed_batch_returns_the_very_same_records(
-    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    spark, fan_out_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     stream = stream_factory(2)
     put(kinesis_client, stream, messages(0, 40))
     frame = source(
         spark,
-        kinesis_endpoint,
+        fan_out_endpoint,
         stream,
         startingPosition="TRIM_HORIZON",
         maxRecordsPerTrigger="10",
@@ -110,4 +118,179 @@ def test_deregistration_only_when_asked(
     frame = source(spark, kinesis_endpoint, stream, requireConsumerDeregistration="true", **options)
     assert drain(frame, tmp_path / "asked").numbers == list(range(5))
     # Deregistered when the query stopped: DELETING, then gone.
-    assert consumers_of(kinesis_client, stream).get("reader") in (None, "DELETING")
+    wait_until(
+        lambda: consumers_of(kinesis_client, stream).get("reader") in (None, "DELETING"),
+        "the consumer deregistered",
+    )
+
+
+def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
+    spark, fan_out_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(1)
+    keys = [f"key-{index}" for index in range(6)]
+    counter = iter(range(10_000))
+
+    def put_round() -> None:
+        for key in keys:
+            put(kinesis_client, stream, [{"n": next(counter), "key": key} for _ in range(5)], key)
+
+    log = BatchLog()
+    frame = source(spark, fan_out_endpoint, stream, startingPosition="TRIM_HORIZON", **AWS_DIALECT)
+    query = run(frame, log, tmp_path, processingTime="500 milliseconds")
+    try:
+        put_round()
+        parent = _open_shards(kinesis_client, stream)[0]["ShardId"]
+        kinesis_client.split_shard(
+            StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127)
+        )
+        _wait_active(kinesis_client, stream)
+        put_round()
+        children = sorted(shard["ShardId"] for shard in _open_shards(kinesis_client, stream))
+        kinesis_client.merge_shards(
+            StreamName=stream, ShardToMerge=children[0], AdjacentShardToMerge=children[1]
+        )
+        _wait_active(kinesis_client, stream)
+        put_round()
+        wait_until(lambda: len(log.numbers) >= 90, "all 90 records", deadline_s=DEADLINE_S)
+    finally:
+        query.stop()
+    assert log.numbers == list(range(90))
+    seen: dict[str, list[int]] = defaultdict(list)
+    for batch_id in sorted(log.batches):
+        for row in log.batches[batch_id]:
+            seen[row["key"]].append(row["n"])
+    assert all(numbers == sorted(numbers) for numbers in seen.values()), seen
+    assert len({row["shardId"] for rows in log.batches.values() for row in rows}) == 4
+
+
+def test_a_batch_may_end_inside_an_aggregate_and_the_next_goes_on_after_it(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    stream = stream_factory(1)
+    aggregator = RecordAggregator()
+    for n in range(5):
+        aggregator.add_user_record(f"user-key-{n}", json.dumps({"n": n}).encode())
+    partition_key, _, data = aggregator.clear_and_get().get_contents()
+    kinesis_client.put_record(StreamName=stream, Data=data, PartitionKey=partition_key)
+    put(kinesis_client, stream, [{"n": 5}])
+    frame = source(
+        spark,
+        kinesis_endpoint,
+        stream,
+        startingPosition="TRIM_HORIZON",
+        maxRecordsPerShard="2",
+        **DATABRICKS_DIALECT,
+    )
+    log = drain(frame, tmp_path)
+    assert log.numbers == list(range(6))
+    assert max(len(rows) for rows in log.batches.values()) == 2
+    rows = [row for batch in sorted(log.batches) for row in log.batches[batch]]
+    assert [row["subSequenceNumber"] for row in rows] == [0, 1, 2, 3, 4, 0]
+
+
+# Faults: each through the proxy, AWS's behaviours on --------------------------------------
+
+
+def read_in_rounds(query: Any, log: BatchLog, kinesis_client, stream: str, between: Any) -> None:
+    """Puts three rounds of 10 records while `query` runs, `between(round)` after each is read."""
+    wait_until(lambda: bool(query.recentProgress), "the first trigger", deadline_s=DEADLINE_S)
+    for round_ in range(3):
+        put(kinesis_client, stream, messages(round_ * 10, 10))
+        wait_until(
+            lambda round_=round_: len(log.numbers) >= (round_ + 1) * 10,
+            f"round {round_}",
+            deadline_s=DEADLINE_S,
+        )
+        between(round_)
+
+
+def running_query(spark, endpoint: str, stream: str, tmp_path) -> tuple[Any, BatchLog]:
+    log = BatchLog()
+    frame = source(spark, endpoint, stream, startingPosition="LATEST", **DATABRICKS_DIALECT)
+    return run(frame, log, tmp_path, processingTime="500 milliseconds"), log
+
+
+def test_a_subscription_cut_mid_batch_is_renewed_and_the_batch_stays_exact(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    endpoint = reading_through(kinesis_proxy, subscription_cut_after_records=15)
+    stream = stream_factory(2)
+    put(kinesis_client, stream, messages(0, 100))
+    frame = source(spark, endpoint, stream, startingPosition="TRIM_HORIZON", **AWS_DIALECT)
+    log = drain(frame, tmp_path)
+    assert log.numbers == list(range(100))
+    assert len(log.batches) == 1  # every cut was inside the one batch
+    assert kinesis_proxy.events["subscriptions_cut"] >= 2
+
+
+def test_a_consumer_deregistered_under_a_running_query_is_registered_again(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    endpoint = reading_through(kinesis_proxy)
+    stream = stream_factory(2)
+    query, log = running_query(spark, endpoint, stream, tmp_path)
+    arn = kinesis_client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+        "StreamARN"
+    ]
+    proxy_client = localstack_kinesis(endpoint)
+
+    def deregister(round_: int) -> None:
+        if round_ == 0:
+            proxy_client.deregister_stream_consumer(StreamARN=arn, ConsumerName="reader")
+
+    try:
+        read_in_rounds(query, log, kinesis_client, stream, deregister)
+    finally:
+        query.stop()
+    assert log.numbers == list(range(30))
+    assert kinesis_proxy.events["consumers_registered"] == 2
+    assert kinesis_proxy.events["consumers_deregistered"] == 1
+
+
+def test_resource_in_use_is_waited_out_when_another_subscriber_took_the_shard(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    endpoint = reading_through(kinesis_proxy)
+    stream = stream_factory(1)
+    query, log = running_query(spark, endpoint, stream, tmp_path)
+    proxy_client = localstack_kinesis(endpoint)
+    taken = []
+
+    def take_the_shard(round_: int) -> None:
+        if round_ == 0:  # as a restarted query elsewhere would: the query's is ended
+            arn = consumers_arn(proxy_client, stream)
+            taken.append(
+                proxy_client.subscribe_to_shard(
+                    ConsumerARN=arn,
+                    ShardId="shardId-000000000000",
+                    StartingPosition={"Type": "LATEST"},
+                )["EventStream"]
+            )
+
+    try:
+        read_in_rounds(query, log, kinesis_client, stream, take_the_shard)
+    finally:
+        query.stop()
+    assert log.numbers == list(range(30))
+    assert kinesis_proxy.events["subscriptions_in_use"] >= 1
+
+
+def test_expired_subscriptions_are_renewed_with_nothing_lost_or_doubled(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    endpoint = reading_through(kinesis_proxy, subscription_lifetime_s=1.0, subscribe_in_use_s=0.5)
+    stream = stream_factory(2)
+    query, log = running_query(spark, endpoint, stream, tmp_path)
+    try:
+        read_in_rounds(query, log, kinesis_client, stream, lambda round_: None)
+    finally:
+        query.stop()
+    assert log.numbers == list(range(30))
+    assert kinesis_proxy.events["subscriptions_expired"] >= 2
+
+
+def consumers_arn(client: Any, stream: str) -> str:
+    arn = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = client.describe_stream_consumer(StreamARN=arn, ConsumerName="reader")
+    return str(consumer["ConsumerDescription"]["ConsumerARN"])
