@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
+from botocore.exceptions import ClientError
+from pyspark_kinesis import deregister_consumers
 from test_streaming import (
     DEADLINE_S,
     BatchLog,
@@ -109,19 +111,19 @@ def test_a_replayed_batch_returns_the_very_same_records(
     )
 
 
-def test_deregistration_only_when_asked(
+def test_the_consumer_is_deregistered_by_deregister_consumers_after_the_query(
     spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     stream = stream_factory(1)
     put(kinesis_client, stream, messages(0, 5))
-    options = {"startingPosition": "TRIM_HORIZON", **DATABRICKS_DIALECT}
-    frame = source(spark, kinesis_endpoint, stream, requireConsumerDeregistration="true", **options)
-    assert drain(frame, tmp_path / "asked").numbers == list(range(5))
-    # Deregistered when the query stopped: DELETING, then gone.
-    wait_until(
-        lambda: consumers_of(kinesis_client, stream).get("reader") in (None, "DELETING"),
-        "the consumer deregistered",
-    )
+    options = {"streamName": stream, "endpointUrl": kinesis_endpoint, "region": "us-east-1"}
+    options |= DATABRICKS_DIALECT
+    frame = source(spark, kinesis_endpoint, stream, startingPosition="TRIM_HORIZON", **options)
+    assert drain(frame, tmp_path).numbers == list(range(5))
+    assert consumers_of(kinesis_client, stream) == {"reader": "ACTIVE"}
+    deregister_consumers(options)
+    assert consumers_of(kinesis_client, stream).get("reader") in (None, "DELETING")
+    deregister_consumers(options)  # gone already: no error
 
 
 def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
@@ -257,16 +259,23 @@ def test_resource_in_use_is_waited_out_when_another_subscriber_took_the_shard(
     proxy_client = localstack_kinesis(endpoint)
     taken = []
 
-    def take_the_shard(round_: int) -> None:
-        if round_ == 0:  # as a restarted query elsewhere would: the query's is ended
-            arn = consumers_arn(proxy_client, stream)
+    def subscribed() -> bool:
+        try:
             taken.append(
                 proxy_client.subscribe_to_shard(
-                    ConsumerARN=arn,
+                    ConsumerARN=consumers_arn(proxy_client, stream),
                     ShardId="shardId-000000000000",
                     StartingPosition={"Type": "LATEST"},
                 )["EventStream"]
             )
+        except ClientError as error:  # the query subscribed less than 5 s ago
+            assert error.response["Error"]["Code"] == "ResourceInUseException"
+            return False
+        return True
+
+    def take_the_shard(round_: int) -> None:
+        if round_ == 0:  # as a restarted query elsewhere would: the query's subscription ends
+            wait_until(subscribed, "the shard taken from the query")
 
     try:
         read_in_rounds(query, log, kinesis_client, stream, take_the_shard)

@@ -16,9 +16,17 @@ installed the tutorial's code runs as written::
 See `pyspark_kinesis.source` for how batches replay exactly.
 """
 
+from pyspark_kinesis.consumers import deregister_consumers
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
 from pyspark_kinesis.source import SCHEMA, KinesisDataSource
 
 DefaultSource = KinesisDataSource
 
-__all__ = ["SCHEMA", "DefaultSource", "KinesisDataSource", "KinesisOptionError", "KinesisOptions"]
+__all__ = [
+    "SCHEMA",
+    "DefaultSource",
+    "KinesisDataSource",
+    "KinesisOptionError",
+    "KinesisOptions",
+    "deregister_consumers",
+]

@@ -1,7 +1,8 @@
 """Enhanced fan-out consumers: registered when a query starts, reused, deregistered on request.
 
 A consumer is registered per stream under `consumerName` (Kinesis' names are
-per stream). Design decision: whoever needs the consumer's ARN, the driver at
+per stream) and stays registered; `deregister_consumers` removes it once the
+query stopped. Design decision: whoever needs the consumer's ARN, the driver at
 query start or a task on an executor, calls `consumer_arn`, which reuses a
 consumer of that name, registers it if missing, and waits for it to be ACTIVE
 (it is CREATING first) up to `registerConsumerTimeoutInterval`. So a task
@@ -15,11 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pyspark_kinesis.client import KinesisSourceError, call, error_code
+from pyspark_kinesis.client import KinesisSourceError, call, error_code, make_client
 from pyspark_kinesis.options import KinesisOptions
 
 log = logging.getLogger(__name__)
@@ -73,10 +75,20 @@ def register_consumers(client: Any, options: KinesisOptions) -> None:
         consumer_arn(client, options.for_stream(name))
 
 
-def deregister_consumers(client: Any, options: KinesisOptions) -> None:
-    """At query stop, on the driver: deregisters the consumer of every stream read."""
-    for name in options.stream_names:
-        deregister(client, options.for_stream(name))
+def deregister_consumers(options: Mapping[str, str]) -> None:
+    """Deregisters the fan-out consumer a query's options name, on every stream it read.
+
+    For after the query stopped: PySpark 4 ends a Python stream reader's process
+    without calling its `stop()`, so the source cannot do it then. `options` are
+    the query's, as given to `.option(...)`; a consumer already gone is no error.
+
+    >>> pyspark_kinesis.deregister_consumers(
+    ...     {"streamName": "events", "consumerMode": "efo", "consumerName": "reader"})
+    """
+    parsed = KinesisOptions.parse(options)
+    client = make_client(parsed)
+    for name in parsed.stream_names:
+        _deregister(client, parsed.for_stream(name))
 
 
 def forget(options: KinesisOptions) -> None:
@@ -85,7 +97,7 @@ def forget(options: KinesisOptions) -> None:
         _active.pop(_key(options), None)
 
 
-def deregister(client: Any, options: KinesisOptions) -> None:
+def _deregister(client: Any, options: KinesisOptions) -> None:
     """Deregisters the stream's consumer `consumerName`; one already gone is no error."""
     forget(options)
     _unless_missing(

@@ -79,7 +79,6 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     # Enhanced fan-out (see `pyspark_kinesis.fan_out`): each peer's names for its switch.
     "consumer_mode": ("consumerMode", "kinesis.consumerType"),
     "consumer_name": ("consumerName", "kinesis.consumerName"),
-    "require_consumer_deregistration": ("requireConsumerDeregistration",),
     "register_consumer_timeout_s": ("registerConsumerTimeoutInterval",),
     "fetch_buffer_bytes": ("fetchBufferSize",),
 }
@@ -161,7 +160,6 @@ class KinesisOptions:
     # Enhanced fan-out: `consumer_mode` FAN_OUT reads with SubscribeToShard as `consumer_name`.
     consumer_mode: str = POLLING
     consumer_name: str | None = None
-    require_consumer_deregistration: bool = False
     register_consumer_timeout_s: float = DEFAULT_REGISTER_CONSUMER_TIMEOUT_S
     fetch_buffer_bytes: int = DEFAULT_FETCH_BUFFER_BYTES
 
@@ -404,9 +402,6 @@ def _fan_out_fields(values: Mapping[str, str]) -> dict[str, Any]:
     return {
         "consumer_mode": mode,
         "consumer_name": name,
-        "require_consumer_deregistration": _boolean(
-            values, "require_consumer_deregistration", default=False
-        ),
         "register_consumer_timeout_s": _positive_duration_s(values, "register_consumer_timeout_s")
         or DEFAULT_REGISTER_CONSUMER_TIMEOUT_S,
         "fetch_buffer_bytes": _size_bytes(values, "fetch_buffer_bytes")

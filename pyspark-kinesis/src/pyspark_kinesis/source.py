@@ -99,7 +99,7 @@ from pyspark.sql.types import (
 
 from pyspark_kinesis.client import KinesisSourceError, make_client
 from pyspark_kinesis.completions import refuse_s3_markers
-from pyspark_kinesis.consumers import deregister_consumers, register_consumers
+from pyspark_kinesis.consumers import register_consumers
 from pyspark_kinesis.ends import end_store
 from pyspark_kinesis.extra_options import (
     BatchReadOptions,
@@ -504,12 +504,6 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         for shard, position, take in self._committed_takes - takes:
             self.ends_by_stream[shard.stream_name].remove(shard.shard_id, position, take)
         self._committed_takes = takes
-
-    def stop(self) -> None:
-        """Called on the driver when the query stops: with enhanced fan-out and
-        requireConsumerDeregistration=true, deregisters the consumer of every stream."""
-        if self.options.fan_out and self.options.require_consumer_deregistration:
-            deregister_consumers(self.client, self.options)
 
     def _list_shards(self, *, fresh: bool = False) -> dict[str, list[Shard]]:
         """Each stream's shards, listed in parallel.
