@@ -189,9 +189,7 @@ def test_messages_are_framed_with_lengths_and_checksums() -> None:
     assert b":exception-type" in error_message("ResourceInUseException", "in use")
 
 
-def test_a_subscription_is_cut_once_it_pushed_its_share(
-    kinesis_proxy, stream_factory
-):
+def test_a_subscription_is_cut_once_it_pushed_its_share(kinesis_proxy, stream_factory):
     kinesis_proxy.behaviours = Behaviours(fan_out=True, subscription_cut_after_records=3)
     client, stream = client_of(kinesis_proxy), stream_factory(1)
     _, consumer = registered(client, stream)
