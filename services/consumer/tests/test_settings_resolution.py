@@ -126,3 +126,11 @@ def test_batch_end_notes_go_beside_a_local_or_s3_checkpoint(checkpoint: str, not
     options = ConsumerSettings(consumer_checkpoint_path=checkpoint).source_options()
     assert options.get("metadataPath") == notes
     KinesisOptions.parse(options)  # the source takes it
+
+
+@pytest.mark.parametrize(("mode", "fan_out"), [("polling", False), ("fan-out", True)])
+def test_the_read_mode_turns_enhanced_fan_out_on(mode: str, fan_out: bool):
+    options = ConsumerSettings(consumer_read_mode=mode).source_options()
+    parsed = KinesisOptions.parse(options)
+    assert parsed.fan_out is fan_out
+    assert parsed.consumer_name == ("kinesis-stack-consumer" if fan_out else None)
