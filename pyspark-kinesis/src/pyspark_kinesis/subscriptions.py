@@ -267,12 +267,14 @@ class Subscription:
         self._condition.notify_all()
 
     def caught_up(self, until_s: float) -> bool:
-        """Whether every record that arrived by `until_s` was received and taken: the last
-        event said the shard held nothing more, and PUSH_GRACE_S has passed since `until_s`
-        (Kinesis pushes a record about 70 ms after it arrives)."""
+        """Whether every record that arrived by `until_s` was received and taken: the
+        subscription is live, its last event said the shard held nothing more, and
+        PUSH_GRACE_S has passed since `until_s` (Kinesis pushes a record about 70 ms after
+        it arrives)."""
         with self._condition:
             return (
-                not self._records
+                self.running
+                and not self._records
                 and self._events_since_open > 0
                 and self.behind_ms == 0
                 and time.time() >= until_s + PUSH_GRACE_S
