@@ -3,6 +3,7 @@ buffer (which records a task's start finds there, and what taking them leaves)."
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,3 +164,12 @@ def test_a_full_buffer_holds_no_more_for_a_replaced_subscription() -> None:
     assert subscription._hold({"Records": [record(1)]}, generation=0)
     subscription.close()  # a newer generation: the full buffer's reader gives up
     assert not subscription._hold({"Records": [record(2)]}, generation=0)
+
+
+def test_only_a_live_subscription_says_its_shard_is_caught_up() -> None:
+    subscription = holding(origin=Position("TRIM_HORIZON"))  # one empty event, behind 0
+    subscription.running = True
+    assert subscription.caught_up(until_s=0.0)
+    assert not subscription.caught_up(until_s=time.time() + 60)  # too soon after the instant
+    subscription.running = False  # expired: records may have come since its last event
+    assert not subscription.caught_up(until_s=0.0)
