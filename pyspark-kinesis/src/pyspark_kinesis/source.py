@@ -36,6 +36,12 @@ same end. That is exact only if the task saw every record the driver sees, so
 until the driver has seen a note, a batch takes only records that arrived
 VISIBILITY_MARGIN_S (2 s) before it was planned (`_planning_instant`).
 
+Enhanced fan-out (`consumerMode=efo`, `kinesis.consumerType=SubscribeToShard`):
+planning, notes and replays are the same; a task takes its `Take` from its
+worker's subscription to the shard (`subscriptions.take_reader`), which keeps
+the records past the planned end for the next batch, and the query's consumer
+is registered when the query first plans (`consumers`).
+
 Pacing: the driver's look at a shard and the task reading it take turns, each
 starting when the previous reader's pace allows (wall-clock times carried in
 the partition and in the note): `minFetchPeriod` (default 250 ms) between
