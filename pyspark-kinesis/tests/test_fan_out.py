@@ -7,7 +7,6 @@ between empty polls) and through the AWS-faithful proxy (`fan_out_endpoint`).
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -17,13 +16,13 @@ from pyspark_kinesis import deregister_consumers
 from test_streaming import (
     DEADLINE_S,
     BatchLog,
-    _open_shards,
-    _wait_active,
     drain,
     messages,
     put,
+    replay_the_last_batch,
     run,
     source,
+    split_and_merge_under_a_running_query,
 )
 
 from tests.clients import localstack_kinesis
@@ -98,17 +97,7 @@ def test_a_replayed_batch_returns_the_very_same_records(
         metadataPath=str(tmp_path / "ends"),
         **AWS_DIALECT,
     )
-    checkpoint = tmp_path / "checkpoint"
-    first = drain(frame, checkpoint)
-    last_batch = max(first.batches)
-    (checkpoint / "commits" / str(last_batch)).unlink()
-    (checkpoint / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
-    put(kinesis_client, stream, messages(40, 10))  # must not leak into the replay
-    second = drain(frame, checkpoint)
-    assert second.batches[last_batch] == first.batches[last_batch]
-    assert sorted(first.numbers + second.numbers) == sorted(
-        list(range(50)) + [row["n"] for row in first.batches[last_batch]]
-    )
+    replay_the_last_batch(frame, tmp_path / "checkpoint", kinesis_client, stream)
 
 
 def test_the_consumer_is_deregistered_by_deregister_consumers_after_the_query(
@@ -129,41 +118,9 @@ def test_the_consumer_is_deregistered_by_deregister_consumers_after_the_query(
 def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
     spark, fan_out_endpoint, kinesis_client, stream_factory, tmp_path
 ):
-    stream = stream_factory(1)
-    keys = [f"key-{index}" for index in range(6)]
-    counter = iter(range(10_000))
-
-    def put_round() -> None:
-        for key in keys:
-            put(kinesis_client, stream, [{"n": next(counter), "key": key} for _ in range(5)], key)
-
-    log = BatchLog()
-    frame = source(spark, fan_out_endpoint, stream, startingPosition="TRIM_HORIZON", **AWS_DIALECT)
-    query = run(frame, log, tmp_path, processingTime="500 milliseconds")
-    try:
-        put_round()
-        parent = _open_shards(kinesis_client, stream)[0]["ShardId"]
-        kinesis_client.split_shard(
-            StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127)
-        )
-        _wait_active(kinesis_client, stream)
-        put_round()
-        children = sorted(shard["ShardId"] for shard in _open_shards(kinesis_client, stream))
-        kinesis_client.merge_shards(
-            StreamName=stream, ShardToMerge=children[0], AdjacentShardToMerge=children[1]
-        )
-        _wait_active(kinesis_client, stream)
-        put_round()
-        wait_until(lambda: len(log.numbers) >= 90, "all 90 records", deadline_s=DEADLINE_S)
-    finally:
-        query.stop()
-    assert log.numbers == list(range(90))
-    seen: dict[str, list[int]] = defaultdict(list)
-    for batch_id in sorted(log.batches):
-        for row in log.batches[batch_id]:
-            seen[row["key"]].append(row["n"])
-    assert all(numbers == sorted(numbers) for numbers in seen.values()), seen
-    assert len({row["shardId"] for rows in log.batches.values() for row in rows}) == 4
+    split_and_merge_under_a_running_query(
+        spark, fan_out_endpoint, kinesis_client, stream_factory(1), tmp_path, **AWS_DIALECT
+    )
 
 
 def test_a_batch_may_end_inside_an_aggregate_and_the_next_goes_on_after_it(

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import takewhile
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -237,25 +237,15 @@ class TakeRead:
             # Each record holds at least one row: never ask for more records than rows wanted.
             room = self._max_per_fetch if limit is None else min(limit - taken, self._max_per_fetch)
             fetch = self._cursor.fetch(room)
-            wanted = list(
-                takewhile(
-                    lambda record: record["ApproximateArrivalTimestamp"] <= self.take.until_s,
-                    fetch.records,
-                )
+            page = take_from_page(
+                fetch.records, self.take.until_s, None if limit is None else limit - taken
             )
-            rows_left = None if limit is None else limit - taken
-            kept, end, rows = first_rows(wanted, rows_left)
-            next_arrival_s, behind = (
-                first_left(fetch.records, kept, end),
-                fetch.millis_behind_latest,
-            )
-            if kept:
-                last = end
-                taken += rows
-                yield kept
-            if len(kept) < len(wanted) or (end is not None and end.sub_sequence_number is not None):
-                break  # the limit cut this page, or an aggregate
-            if len(wanted) < len(fetch.records):
+            next_arrival_s, behind = page.next_arrival_s, fetch.millis_behind_latest
+            if page.kept:
+                last = page.end
+                taken += page.rows
+                yield page.kept
+            if page.last:
                 break
             if fetch.ended:
                 ended = True
@@ -431,6 +421,27 @@ def with_rows(records: list[dict[str, Any]], position: Position) -> None:
     for record in records:
         rows = list(user_records(record["Data"], record["PartitionKey"]))
         record[ROWS] = rows[skips(position, record["SequenceNumber"]) :]
+
+
+class PageTake(NamedTuple):
+    """What a take keeps of one page of records, and whether the take ends there."""
+
+    kept: list[dict[str, Any]]
+    end: Position | None
+    rows: int
+    # The arrival time of the first record of the page left behind, if any.
+    next_arrival_s: float | None
+    # The take ends in this page: its row limit or a later arrival cut it.
+    last: bool
+
+
+def take_from_page(page: list[dict[str, Any]], until_s: float, rows_left: int | None) -> PageTake:
+    """The leading records of `page` (with their rows) that arrived by `until_s`, holding
+    at most `rows_left` rows."""
+    wanted = list(takewhile(lambda record: record["ApproximateArrivalTimestamp"] <= until_s, page))
+    kept, end, rows = first_rows(wanted, rows_left)
+    cut = len(kept) < len(wanted) or (end is not None and end.sub_sequence_number is not None)
+    return PageTake(kept, end, rows, first_left(page, kept, end), cut or len(wanted) < len(page))
 
 
 def first_rows(

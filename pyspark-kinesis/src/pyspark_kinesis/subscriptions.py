@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from itertools import islice, takewhile
+from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -43,9 +43,8 @@ from pyspark_kinesis.reading import (
     ShardEnd,
     TakeRead,
     at_or_after,
-    first_left,
-    first_rows,
     peek_shard,
+    take_from_page,
     with_rows,
 )
 from pyspark_kinesis.shards import Take
@@ -363,21 +362,16 @@ class SubscribedTake:
         taken, ended, fruitless = 0, False, 0
         next_arrival_s: float | None = None
         while limit is None or taken < limit:
-            page = subscription.head(self.options.max_records_per_fetch)
-            if page:
-                wanted = list(
-                    takewhile(lambda r: r["ApproximateArrivalTimestamp"] <= until_s, page)
-                )
-                kept, end, rows = first_rows(wanted, None if limit is None else limit - taken)
-                next_arrival_s = first_left(page, kept, end)
-                if kept and end is not None:
-                    subscription.take(kept, end)
-                    last, taken = end, taken + rows
-                    yield kept
-                if len(kept) < len(wanted) or len(wanted) < len(page):
-                    break  # the limit, or a record that arrived after the planned instant
-                if end is not None and end.sub_sequence_number is not None:
-                    break  # the limit cut an aggregate
+            records = subscription.head(self.options.max_records_per_fetch)
+            if records:
+                page = take_from_page(records, until_s, None if limit is None else limit - taken)
+                next_arrival_s = page.next_arrival_s
+                if page.kept and page.end is not None:
+                    subscription.take(page.kept, page.end)
+                    last, taken = page.end, taken + page.rows
+                    yield page.kept
+                if page.last:
+                    break
                 continue
             next_arrival_s = None
             if subscription.ended:
