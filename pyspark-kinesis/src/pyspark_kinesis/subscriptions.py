@@ -18,7 +18,8 @@ record (AFTER_SEQUENCE_NUMBER) when it expired or broke, and opened afresh at a
 task's start when the buffer does not hold that position (another process
 read the previous batch, a retry, a restart): the Take's bounds, not the
 subscription, decide what a task returns, so no record is lost or doubled.
-ResourceInUseException is waited out with backoff for up to SUBSCRIBE_PATIENCE_S.
+ResourceInUseException, throttling, 500/503 answers and dropped connections at
+SubscribeToShard are waited out with backoff for up to SUBSCRIBE_PATIENCE_S.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 
 from pyspark_kinesis import consumers
 from pyspark_kinesis.client import KinesisSourceError, error_code, make_client
@@ -63,8 +64,17 @@ MAX_FRUITLESS_RENEWALS = 5
 PUSH_GRACE_S = 0.2
 # How long a task waits for news from its subscription before it looks again.
 _WAIT_S = 0.1
+# What SubscribeToShard answers that calling again cures: the 5-second rule, throttling,
+# a consumer deregistered (registered again first), and a service or connection failure.
 _RETRIED_AT_SUBSCRIBE = frozenset(
-    {"ResourceInUseException", "LimitExceededException", "ResourceNotFoundException"}
+    {
+        "ResourceInUseException",
+        "LimitExceededException",
+        "ResourceNotFoundException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "connection",
+    }
 )
 
 
@@ -159,14 +169,20 @@ class Subscription:
                     StartingPosition=starting_position(position),
                 )
                 return answer["EventStream"]
-            except ClientError as error:
-                code = error_code(error)
-                if code not in _RETRIED_AT_SUBSCRIBE or time.monotonic() > deadline:
+            except (ClientError, HTTPClientError) as error:
+                code = error_code(error) if isinstance(error, ClientError) else "connection"
+                if code not in _RETRIED_AT_SUBSCRIBE:
                     raise KinesisSourceError(
                         f"SubscribeToShard for shard {self.shard_id} of "
                         f"{self.options.stream_name!r} as consumer "
-                        f"{self.options.consumer_name!r} kept failing for "
-                        f"{SUBSCRIBE_PATIENCE_S:g}s: {error}"
+                        f"{self.options.consumer_name!r} failed: {error}"
+                    ) from error
+                if time.monotonic() > deadline:
+                    raise KinesisSourceError(
+                        f"SubscribeToShard for shard {self.shard_id} of "
+                        f"{self.options.stream_name!r} as consumer "
+                        f"{self.options.consumer_name!r} was refused for "
+                        f"{SUBSCRIBE_PATIENCE_S:g}s; last error: {error}"
                     ) from error
                 if code == "ResourceNotFoundException":
                     # The consumer was deregistered under the query: registered again.
