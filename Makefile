@@ -67,4 +67,4 @@ docs: env ## write .env.example and the README's settings table from the setting
 lint: env ## ruff, ruff format and mypy --strict
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy pyspark-kinesis/src services/producer/src services/consumer/src settings_docs
+	$(UV) run mypy pyspark-kinesis/src services/producer/src services/consumer/src services/kinesis-proxy/src services/kinesis-connection/src settings_docs testkit

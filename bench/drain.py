@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import threading
 import time
 from typing import Any
 
+from kinesis_proxy import Behaviours, running_proxy
+from kinesis_proxy.limits import READ_BYTES_PER_SHARD_PER_S
 from producer.events import Record
 from pyspark.sql import DataFrame, SparkSession
 
-from bench.emulator import client, create_stream, event_records, put_concurrently
-from tests.clients import REGION
-from tests.kinesis_proxy import READ_BYTES_PER_SHARD_PER_S, Behaviours, running_proxy
+from bench.emulator import client, create_stream, event_records, put_concurrently, timed_threads
+from testkit.clients import REGION
 
 SHARD_COUNTS = (1, 2, 4)
 RUNS = 2
@@ -63,13 +63,7 @@ def plain_reader(url: str, stream: str, expected: int, per_call: int = 10_000) -
             iterator = answer.get("NextShardIterator")
         counts[shard_id] = read
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=drain, args=(shard_id,)) for shard_id in shard_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = timed_threads(drain, shard_ids)
     if sum(counts.values()) != expected:
         raise RuntimeError(f"plain reader read {sum(counts.values())} of {expected}")
     return elapsed

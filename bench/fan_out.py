@@ -16,6 +16,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from kinesis_proxy import Behaviours, running_proxy
+from kinesis_proxy.limits import READ_BYTES_PER_SHARD_PER_S
 from producer.events import Record
 from pyspark.sql import SparkSession
 
@@ -28,7 +30,6 @@ from bench.drain import (
     spark_drain,
 )
 from bench.emulator import create_stream, put_concurrently
-from tests.kinesis_proxy import READ_BYTES_PER_SHARD_PER_S, Behaviours, running_proxy
 
 READERS = ("reader-a", "reader-b")
 

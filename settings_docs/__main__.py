@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from consumer.settings import ConsumerSettings
+from kinesis_connection import KinesisConnection
+from kinesis_proxy import ProxySettings
 from producer.settings import ProducerSettings
 
 from settings_docs.render import (
@@ -22,6 +24,7 @@ from settings_docs.render import (
 from settings_docs.stack import (
     ClusterSettings,
     ConsumerContainerSettings,
+    KinesisProxyContainerSettings,
     LocalStackSettings,
     NotebookSettings,
     RealAwsSettings,
@@ -31,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = (
     Section(
         "Kinesis (producer, consumer and LocalStack)",
-        (ProducerSettings, ConsumerSettings),
-        only=("kinesis_stream_name", "aws_region", "kinesis_endpoint_url", "kinesis_shard_count"),
+        (KinesisConnection, ProducerSettings),
+        only=(*KinesisConnection.model_fields, "kinesis_shard_count"),
     ),
     Section("LocalStack", (LocalStackSettings,)),
     Section("Producer", (ProducerSettings,)),
@@ -40,6 +43,10 @@ SECTIONS = (
     Section("Cluster profile", (ClusterSettings,)),
     Section("Notebook profile", (NotebookSettings,)),
     Section("Real AWS (docker-compose.aws.yml)", (RealAwsSettings,)),
+    Section(
+        "Kinesis proxy (docker-compose.proxy.yml, make up-proxy)",
+        (KinesisProxyContainerSettings, ProxySettings),
+    ),
 )
 
 

@@ -1,4 +1,4 @@
-"""Variables only docker-compose.yml (and docker-compose.aws.yml) reads, as settings classes.
+"""Variables only the compose files read, as settings classes.
 
 No service loads these classes: they give the Compose-only variables the same
 one source as the services' settings (a type, a default, one line of docs
@@ -19,9 +19,15 @@ class LocalStackSettings(BaseSettings):
     """Artificial delay on stream operations, in ms (LocalStack's default is 500; 0
     keeps tests fast)."""
     kinesis_error_probability: float = Field(0.0, ge=0.0, le=1.0)
-    """Share of PutRecords entries LocalStack refuses on purpose (fault injection), 0.0 to 1.0."""
+    """Share of PutRecord(s) calls LocalStack refuses on purpose (fault injection), 0.0 to
+    1.0; a refused PutRecords fails every entry."""
     localstack_persistence: int = Field(1, ge=0, le=1)
     """1 keeps streams and records across LocalStack restarts (in the localstack-data volume)."""
+
+
+class KinesisProxyContainerSettings(BaseSettings):
+    kinesis_proxy_port: int = Field(4567, ge=1, le=65535)
+    """Host port of the Kinesis proxy (make up-proxy), on 127.0.0.1 only."""
 
 
 class ConsumerContainerSettings(BaseSettings):

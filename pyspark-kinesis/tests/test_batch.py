@@ -7,6 +7,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark_kinesis.batch import parents_first
 from pyspark_kinesis.shards import Shard
 
+from testkit.streams import wait_active
+
 pytestmark = pytest.mark.unit
 
 
@@ -78,9 +80,7 @@ def test_a_split_stream_reads_the_parent_before_its_children(
     kinesis_client.split_shard(
         StreamName=stream, ShardToSplit=parent["ShardId"], NewStartingHashKey=str((low + high) // 2)
     )
-    kinesis_client.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
+    wait_active(kinesis_client, stream)
     put(kinesis_client, stream, range(20, 40), key="same-key")
     frame = read(spark, kinesis_endpoint, stream)
     assert numbers(frame) == list(range(40))  # one key: in order across the split

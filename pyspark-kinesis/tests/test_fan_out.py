@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from botocore.exceptions import ClientError
+from kinesis_proxy import Behaviours, KinesisProxy
 from pyspark_kinesis import deregister_consumers
 from test_streaming import (
     DEADLINE_S,
@@ -25,9 +26,8 @@ from test_streaming import (
     split_and_merge_under_a_running_query,
 )
 
-from tests.clients import localstack_kinesis
-from tests.kinesis_proxy import Behaviours, KinesisProxy
-from tests.waiting import wait_until
+from testkit.clients import localstack_kinesis
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 

@@ -13,12 +13,13 @@ import boto3
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from botocore.config import Config
+from kinesis_proxy import Behaviours
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from tests.kinesis_proxy import Behaviours
-from tests.waiting import wait_until
+from testkit.streams import put_all, wait_active
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -246,12 +247,6 @@ def test_available_now_with_a_record_limit_drains_in_bounded_batches_and_stops(
     assert len(log.batches) >= 6
 
 
-def _wait_active(kinesis_client, stream: str) -> None:
-    kinesis_client.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
-
-
 def _open_shards(kinesis_client, stream: str) -> list[dict[str, Any]]:
     shards = kinesis_client.list_shards(StreamName=stream)["Shards"]
     return [shard for shard in shards if "EndingSequenceNumber" not in shard["SequenceNumberRange"]]
@@ -297,7 +292,7 @@ def split_and_merge_under_a_running_query(
             ShardToSplit=parent["ShardId"],
             NewStartingHashKey=str((low + high) // 2),
         )
-        _wait_active(kinesis_client, stream)
+        wait_active(kinesis_client, stream)
         put_round()
         children = sorted(
             _open_shards(kinesis_client, stream),
@@ -308,7 +303,7 @@ def split_and_merge_under_a_running_query(
             ShardToMerge=children[0]["ShardId"],
             AdjacentShardToMerge=children[1]["ShardId"],
         )
-        _wait_active(kinesis_client, stream)
+        wait_active(kinesis_client, stream)
         put_round()
         wait_until(lambda: len(log.numbers) >= 90, "all 90 records", deadline_s=DEADLINE_S)
         # Give the query a few more triggers to show nothing is read twice.
@@ -488,7 +483,7 @@ def test_one_stream_split_while_the_other_is_not_keeps_each_key_in_order(
     kinesis_client.split_shard(
         StreamName=split, ShardToSplit=parent["ShardId"], NewStartingHashKey=str(middle)
     )
-    _wait_active(kinesis_client, split)
+    wait_active(kinesis_client, split)
     put_round()
     second = drain(frame, tmp_path)
     assert sorted(first.numbers + second.numbers) == list(range(48))  # 2 rounds x 2 x 2 x 6
@@ -515,17 +510,9 @@ def test_throttling_is_waited_out_and_nothing_is_skipped(
     )
     stream = "throttled"
     client.create_stream(StreamName=stream, ShardCount=2)
-    client.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
+    wait_active(client, stream)
     pending = [{"Data": json.dumps({"n": n}).encode(), "PartitionKey": str(n)} for n in range(200)]
-    while pending:
-        answer = client.put_records(StreamName=stream, Records=pending)
-        pending = [
-            entry
-            for entry, result in zip(pending, answer["Records"], strict=True)
-            if "ErrorCode" in result
-        ]
+    put_all(client, stream, pending)
     frame = source(
         spark,
         throttling_proxy.url,

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pyspark_kinesis import peer_options
+from pyspark_kinesis.durations import OPTION_UNITS, duration_s
 from pyspark_kinesis.positions import Position, parse_position
 from pyspark_kinesis.starting_positions import StartingPositionError, parse_starting_positions
 
@@ -103,9 +104,6 @@ _STREAM_ARN = re.compile(
 # Kinesis endpoints name their region: kinesis.<region>.amazonaws.com, kinesis-fips.<region>...,
 # vpce-....kinesis.<region>.vpce.amazonaws.com. Both peers take the region from there.
 _ENDPOINT_REGION = re.compile(r"(?:^|\.)kinesis(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.")
-_DURATION = re.compile(
-    r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|sec|seconds?|m|min|minutes?)?\s*$"
-)
 _SIZE = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>b|kb|mb|gb)?\s*$")
 _BYTES_PER_UNIT = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 # The two ways of reading: each peer's word for each, lower-cased.
@@ -120,7 +118,6 @@ _CONSUMER_MODES = {
 DEFAULT_REGISTER_CONSUMER_TIMEOUT_S = 300.0
 # Bytes of records a fan-out subscription holds for the next batch before it stops reading.
 DEFAULT_FETCH_BUFFER_BYTES = 16 * 1024**2
-_SECONDS_PER_UNIT = {"ms": 0.001, "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0}
 
 
 @dataclass(frozen=True)
@@ -455,14 +452,13 @@ def _positive_float(values: Mapping[str, str], name: str) -> float | None:
 def _duration_s(values: Mapping[str, str], name: str) -> float | None:
     if name not in values:
         return None
-    match = _DURATION.match(values[name].lower())
-    if match is None:
+    seconds = duration_s(values[name], OPTION_UNITS)
+    if seconds is None:
         raise KinesisOptionError(
             f"{_option_names(name)} must be a duration such as '200ms', '2s' or '1m', "
             f"not {values[name]!r}"
         )
-    unit = match["unit"] or "s"
-    return float(match["value"]) * _SECONDS_PER_UNIT.get(unit, 1.0)
+    return seconds
 
 
 def _or_default(value: float | None, default: float) -> float:

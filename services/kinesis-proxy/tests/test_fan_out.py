@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from kinesis_proxy import Behaviours, KinesisProxy
+from kinesis_proxy.fan_out import error_message, event_message
 
-from tests.clients import localstack_kinesis
-from tests.kinesis_fan_out import error_message, event_message
-from tests.kinesis_proxy import Behaviours, KinesisProxy
-from tests.waiting import wait_until
+from testkit.clients import localstack_kinesis
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 

@@ -31,11 +31,17 @@ import json
 import struct
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any, Protocol
+from typing import Any
 from zlib import crc32
+
+from kinesis_proxy.answers import Answer, error, ok, passed_on
+from kinesis_proxy.behaviours import Behaviours
+from kinesis_proxy.limits import ByteBucket
+from kinesis_proxy.state import ProxyState
+from kinesis_proxy.upstream import Upstream
 
 EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 # How often a subscription asks LocalStack for new records, and sends an event at least.
@@ -53,31 +59,8 @@ OPERATIONS = frozenset(
 )
 
 
-class FanOutBehaviours(Protocol):
-    """The behaviours fan-out reads (fields of the proxy's `Behaviours`)."""
-
-    consumer_creating_s: float
-    subscribe_in_use_s: float
-    subscription_lifetime_s: float | None
-    subscription_cut_after_records: int | None
-    fan_out_read_limits: bool
-    read_bytes_per_s: int
-
-
 class ConnectionCut(Exception):  # noqa: N818 (what happens, not an error of the proxy)
     """Raised by an event stream to end its connection without the HTTP terminator."""
-
-
-class Bucket(Protocol):
-    """The proxy's read-bytes meter: refuses while in debt; one spend may overdraw."""
-
-    def allows(self, now: float) -> bool: ...
-
-    def spend(self, size: int) -> None: ...
-
-
-# (status, document) of a call forwarded to LocalStack.
-UpstreamCall = Callable[[str, dict[str, Any], Message], tuple[int, dict[str, Any]]]
 
 
 def event_message(event_type: str, payload: bytes, message_type: str = "event") -> bytes:
@@ -127,31 +110,12 @@ class _Subscription:
     deregistered: threading.Event = field(default_factory=threading.Event)
 
 
-@dataclass
-class Reply:
-    """A JSON answer (`document`), an error (`code`), or an event stream (`frames`)."""
-
-    status: int = 200
-    document: dict[str, Any] | None = None
-    code: str | None = None
-    message: str = ""
-    frames: Generator[bytes, None, None] | None = None
-
-
 class FanOut:
     """Consumers and subscriptions, shared by the proxy's handler threads."""
 
-    def __init__(
-        self,
-        behaviours: Callable[[], FanOutBehaviours],
-        upstream: UpstreamCall,
-        count: Callable[[str, int], None],
-        new_bucket: Callable[[int], Bucket],
-    ) -> None:
-        self._behaviours = behaviours
-        self._new_bucket = new_bucket
-        self._upstream = upstream
-        self._count = count
+    def __init__(self, state: ProxyState, upstream: Upstream) -> None:
+        self._state = state
+        self._upstream = upstream.call
         self._lock = threading.Lock()
         self._consumers: dict[str, Consumer] = {}  # by ARN
         self._subscriptions: dict[tuple[str, str], _Subscription] = {}
@@ -161,7 +125,7 @@ class FanOut:
         """Ends every event stream (the proxy is stopping)."""
         self._closed.set()
 
-    def answer(self, operation: str, request: dict[str, Any], headers: Message) -> Reply:
+    def answer(self, operation: str, request: dict[str, Any], headers: Message) -> Answer:
         handlers = {
             "RegisterStreamConsumer": self._register,
             "DescribeStreamConsumer": self._describe,
@@ -173,38 +137,38 @@ class FanOut:
 
     # Consumers ---------------------------------------------------------------
 
-    def _register(self, request: dict[str, Any], headers: Message) -> Reply:
+    def _register(self, request: dict[str, Any], headers: Message) -> Answer:
         stream_arn, name = str(request["StreamARN"]), str(request["ConsumerName"])
         status, document = self._upstream(
             "DescribeStreamSummary", {"StreamARN": stream_arn}, headers
         )
         if status != 200:
-            return Reply(status, document)
+            return passed_on(status, document)
         now = time.time()
         with self._lock:
             if self._find(stream_arn, name) is not None:
-                return Reply(400, code="ResourceInUseException", message=f"Consumer {name} exists")
+                return error("ResourceInUseException", f"Consumer {name} exists")
             consumer = Consumer(
                 name,
                 f"{stream_arn}/consumer/{name}:{int(now)}",
                 stream_arn,
                 now,
-                now + self._behaviours().consumer_creating_s,
+                now + self._state.behaviours.consumer_creating_s,
             )
             self._consumers[consumer.arn] = consumer
-        self._count("consumers_registered", 1)
+        self._state.count("consumers_registered", 1)
         description = consumer.description(now)
         description.pop("StreamARN")
-        return Reply(document={"Consumer": description})
+        return ok({"Consumer": description})
 
-    def _describe(self, request: dict[str, Any], headers: Message) -> Reply:
+    def _describe(self, request: dict[str, Any], headers: Message) -> Answer:
         with self._lock:
             consumer = self._named(request)
         if consumer is None:
             return _missing_consumer(request)
-        return Reply(document={"ConsumerDescription": consumer.description(time.time())})
+        return ok({"ConsumerDescription": consumer.description(time.time())})
 
-    def _list(self, request: dict[str, Any], headers: Message) -> Reply:
+    def _list(self, request: dict[str, Any], headers: Message) -> Answer:
         now = time.time()
         with self._lock:
             listed = [
@@ -214,9 +178,9 @@ class FanOut:
             ]
         for description in listed:
             description.pop("StreamARN")
-        return Reply(document={"Consumers": listed})
+        return ok({"Consumers": listed})
 
-    def _deregister(self, request: dict[str, Any], headers: Message) -> Reply:
+    def _deregister(self, request: dict[str, Any], headers: Message) -> Answer:
         with self._lock:
             consumer = self._named(request)
             if consumer is None:
@@ -225,8 +189,8 @@ class FanOut:
             for (arn, _), subscription in self._subscriptions.items():
                 if arn == consumer.arn:
                     subscription.deregistered.set()
-        self._count("consumers_deregistered", 1)
-        return Reply(document={})
+        self._state.count("consumers_deregistered", 1)
+        return ok({})
 
     def _named(self, request: dict[str, Any]) -> Consumer | None:
         """The consumer a request names by ARN, or by stream ARN and name; the lock held."""
@@ -242,22 +206,21 @@ class FanOut:
 
     # Subscriptions -------------------------------------------------------------
 
-    def _subscribe(self, request: dict[str, Any], headers: Message) -> Reply:
+    def _subscribe(self, request: dict[str, Any], headers: Message) -> Answer:
         arn, shard_id = str(request["ConsumerARN"]), str(request["ShardId"])
-        behaviours, now = self._behaviours(), time.time()
+        behaviours, now = self._state.behaviours, time.time()
         with self._lock:
             consumer = self._consumers.get(arn)
             if consumer is None:
                 return _missing_consumer(request)
             if now < consumer.active_s:
-                return Reply(400, code="ResourceInUseException", message=f"{arn} is CREATING")
+                return error("ResourceInUseException", f"{arn} is CREATING")
             earlier = self._subscriptions.get((arn, shard_id))
             if earlier is not None and now - earlier.started_s < behaviours.subscribe_in_use_s:
-                self._count("subscriptions_in_use", 1)
-                return Reply(
-                    400,
-                    code="ResourceInUseException",
-                    message=f"Another active subscription exists for consumer {arn} on {shard_id}",
+                self._state.count("subscriptions_in_use", 1)
+                return error(
+                    "ResourceInUseException",
+                    f"Another active subscription exists for consumer {arn} on {shard_id}",
                 )
             if earlier is not None:
                 earlier.taken.set()
@@ -267,10 +230,11 @@ class FanOut:
         iterator_request = _iterator_request(stream, shard_id, request["StartingPosition"])
         status, document = self._upstream("GetShardIterator", iterator_request, headers)
         if status != 200:
-            return Reply(status, document)
-        self._count("subscriptions", 1)
+            return passed_on(status, document)
+        self._state.count("subscriptions", 1)
         iterator = str(document["ShardIterator"])
-        return Reply(frames=self._events(stream, shard_id, iterator, subscription, headers))
+        events = self._events(stream, shard_id, iterator, subscription, headers)
+        return Answer(200, b"", EVENT_STREAM_CONTENT_TYPE, events)
 
     def _events(
         self,
@@ -281,7 +245,7 @@ class FanOut:
         headers: Message,
     ) -> Generator[bytes, None, None]:
         yield event_message("initial-response", b"{}")
-        bucket = self._new_bucket(self._behaviours().read_bytes_per_s)
+        bucket = ByteBucket(self._state.behaviours.read_bytes_per_s)
         last_event_s = 0.0
         pending: list[dict[str, Any]] = []
         behind_ms, pushed = 0, 0
@@ -293,18 +257,11 @@ class FanOut:
             .get("StartingSequenceNumber")
         )
         while True:
-            behaviours = self._behaviours()
-            lifetime = behaviours.subscription_lifetime_s
-            if self._closed.is_set():
-                return
-            if lifetime is not None and time.time() - subscription.started_s >= lifetime:
-                self._count("subscriptions_expired", 1)
-                return
-            if subscription.taken.is_set():
-                yield error_message("ResourceInUseException", "the subscription was taken over")
-                return
-            if subscription.deregistered.is_set():
-                yield error_message("ResourceNotFoundException", "the consumer was deregistered")
+            behaviours = self._state.behaviours
+            ending = self._ending(subscription, behaviours)
+            if ending is not None:
+                if ending:
+                    yield ending
                 return
             if not pending and iterator is not None:
                 status, page = self._upstream(
@@ -317,7 +274,7 @@ class FanOut:
                 behind_ms = int(page.get("MillisBehindLatest", 0))
             cut_after = behaviours.subscription_cut_after_records
             if cut_after is not None and pushed >= cut_after:
-                self._count("subscriptions_cut", 1)
+                self._state.count("subscriptions_cut", 1)
                 raise ConnectionCut
             records = self._pushable(pending, bucket, behaviours)
             if cut_after is not None:
@@ -336,7 +293,7 @@ class FanOut:
                 event["ContinuationSequenceNumber"] = None
                 event["ChildShards"] = self._children(stream, shard_id, headers)
             if records or closed or time.monotonic() - last_event_s >= EVENT_EVERY_S:
-                self._count("records_pushed", len(records))
+                self._state.count("records_pushed", len(records))
                 yield event_message("SubscribeToShardEvent", json.dumps(event).encode())
                 last_event_s = time.monotonic()
             if closed:
@@ -344,9 +301,24 @@ class FanOut:
             if not records:
                 time.sleep(POLL_S)
 
+    def _ending(self, subscription: _Subscription, behaviours: Behaviours) -> bytes | None:
+        """Why the subscription ends now: an error message to send last, b"" to just end
+        (expired, or the proxy stopping); None: it goes on."""
+        lifetime = behaviours.subscription_lifetime_s
+        if self._closed.is_set():
+            return b""
+        if lifetime is not None and time.time() - subscription.started_s >= lifetime:
+            self._state.count("subscriptions_expired", 1)
+            return b""
+        if subscription.taken.is_set():
+            return error_message("ResourceInUseException", "the subscription was taken over")
+        if subscription.deregistered.is_set():
+            return error_message("ResourceNotFoundException", "the consumer was deregistered")
+        return None
+
     @staticmethod
     def _pushable(
-        pending: list[dict[str, Any]], bucket: Bucket, behaviours: FanOutBehaviours
+        pending: list[dict[str, Any]], bucket: ByteBucket, behaviours: Behaviours
     ) -> list[dict[str, Any]]:
         """The records the next event carries: all, or under the read limit a fifth of a
         second's bytes (at least one record), once the consumer's meter allows."""
@@ -395,6 +367,6 @@ def _iterator_request(stream: str, shard_id: str, start: dict[str, Any]) -> dict
     return request
 
 
-def _missing_consumer(request: dict[str, Any]) -> Reply:
+def _missing_consumer(request: dict[str, Any]) -> Answer:
     named = request.get("ConsumerARN") or request.get("ConsumerName")
-    return Reply(400, code="ResourceNotFoundException", message=f"Consumer {named} not found")
+    return error("ResourceNotFoundException", f"Consumer {named} not found")
