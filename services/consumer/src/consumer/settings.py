@@ -19,6 +19,7 @@ from pyspark_kinesis.positions import parse_position
 # The enhanced fan-out consumer the service reads as (CONSUMER_READ_MODE=fan-out).
 FAN_OUT_CONSUMER_NAME = "kinesis-stack-consumer"
 
+
 class ConsumerSettings(KinesisConnection):
     """Environment variables of the Spark consumer: the stack's connection settings
     (`KinesisConnection`: stream, region, endpoint) and its own.
