@@ -2,7 +2,7 @@
 
 `python -m bench soak` runs the long soak figure alone (bench/soak.py);
 `python -m bench --skip edit_to_running ...` leaves the named figures out;
-`python -m bench --only two_readers` measures figure 11 (bench/fan_out.py), opt-in;
+`python -m bench --only two_readers` measures figure 12 (bench/fan_out.py), opt-in;
 `python -m bench --only sink ...` (or `cold_start`, `edit_to_running`, ...) measures
 the named figures alone and prints them as JSON with the 1-minute load average around
 each, leaving results.* as they are (a partial run is not the bench's record).
@@ -25,7 +25,18 @@ from typing import Any
 from consumer.app import build_session
 from consumer.settings import ConsumerSettings
 
-from bench import coldstart, drain, edit_to_running, fan_out, ingest, latency, report, sink, soak
+from bench import (
+    coldstart,
+    connect,
+    drain,
+    edit_to_running,
+    fan_out,
+    ingest,
+    latency,
+    report,
+    sink,
+    soak,
+)
 from bench.emulator import fresh_localstack
 
 HERE = Path(__file__).resolve().parent
@@ -158,6 +169,7 @@ def main() -> int:
     results["ingest"] = attempt("ingest", lambda: ingest.measure(INGEST_RECORDS))
     results["cold_start"] = attempt("cold start", coldstart.measure)
     results["edit_to_running"] = attempt("edit to running", edit_to_running.measure)
+    results["connect"] = attempt("connect", connect.measure)
     spark_figures(results)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     results["figures"] = loads

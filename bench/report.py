@@ -175,6 +175,53 @@ def _cold_rows(cold: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _connect_rows(connect: dict[str, Any]) -> list[Row]:
+    resident, peak = connect["resident_bytes"], connect["peak_bytes"]
+    memory = {
+        service: f"{resident[service] / MIB:,.0f} MiB ({peak[service] / MIB:,.0f} MiB)"
+        for service in resident
+    }
+    sides = {side: connect[side]["rounds"] for side in ("connect", "in_process")}
+    first = {side: _median([r["first_row_s"] for r in rounds]) for side, rounds in sides.items()}
+    every = {
+        side: ", ".join(f"{r['first_row_s']:.2f}" for r in rounds) for side, rounds in sides.items()
+    }
+    return [
+        (
+            "11. Spark Connect server (connect profile): `up` to its first answer",
+            f"{connect['connect_answered_s']:.1f} s",
+            f"the consumer, started with it: `query started` at "
+            f"{connect['consumer_query_started_s']:.1f} s",
+            f"{connect['connect_answered_s'] / connect['consumer_query_started_s']:.2f}x",
+            "",
+            "",
+        ),
+        (
+            "11. Spark Connect server: resident memory once up (peak)",
+            memory["spark-connect"],
+            f"the consumer {memory['consumer']}",
+            f"{resident['spark-connect'] / resident['consumer']:.2f}x",
+            "",
+            "",
+        ),
+        (
+            f"11. The tutorial's read through Connect, {connect['records']:,} records: "
+            "`start()` to the first row (median of rounds)",
+            f"{first['connect']:.2f} s (rounds {every['connect']})",
+            f"in-process Spark on the host, same records: {first['in_process']:.2f} s "
+            f"(rounds {every['in_process']})",
+            f"{first['connect'] / first['in_process']:.2f}x",
+            "",
+            "",
+        ),
+    ]
+
+
 def _sink_rows(sink: dict[str, Any]) -> list[Row]:
     rates = sink["records_per_s"]
     count = f"{sink['records']:,} rows, fresh {sink['shards']}-shard stream each"
@@ -293,6 +340,7 @@ def table(results: dict[str, Any]) -> str:
         ("batch_read", _batch_read_rows),
         ("edit_to_running", _edit_rows),
         ("drain_under_limits", _limited_drain_rows),
+        ("connect", _connect_rows),
     )
     for key, build in builders:
         figure = results.get(key)

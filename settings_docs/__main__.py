@@ -23,6 +23,7 @@ from settings_docs.render import (
 )
 from settings_docs.stack import (
     ClusterSettings,
+    ConnectServerSettings,
     ConsumerContainerSettings,
     KinesisProxyContainerSettings,
     LocalStackSettings,
@@ -41,6 +42,7 @@ SECTIONS = (
     Section("Producer", (ProducerSettings,)),
     Section("Consumer (Spark)", (ConsumerSettings, ConsumerContainerSettings)),
     Section("Cluster profile", (ClusterSettings,)),
+    Section("Spark Connect profile", (ConnectServerSettings,)),
     Section("Notebook profile", (NotebookSettings,)),
     Section("Real AWS (docker-compose.aws.yml)", (RealAwsSettings,)),
     Section(

@@ -44,6 +44,12 @@ class ClusterSettings(BaseSettings):
     """Memory each of the two workers offers, e.g. 1g or 512m."""
 
 
+class ConnectServerSettings(BaseSettings):
+    spark_connect_port: int = Field(15002, ge=1, le=65535)
+    """Host port of the Spark Connect server (connect profile), on 127.0.0.1 only:
+    SparkSession.builder.remote("sc://localhost:15002")."""
+
+
 class NotebookSettings(BaseSettings):
     jupyter_token: str | None = None
     """JupyterLab's token; empty: Jupyter makes one up and prints it (docker compose
@@ -56,6 +62,9 @@ class NotebookSettings(BaseSettings):
     """The gid JupyterLab runs as; your own (id -g) lets it save into ./notebooks."""
     notebook_stream_name: str = "tutorial-notebook"
     """The stream the notebook creates, fills and deletes (not the stack's events stream)."""
+    notebook_spark_remote: str | None = Field(None, pattern=r"^sc://")
+    """Spark Connect server the notebook's Spark runs on, e.g. sc://spark-connect:15002 (with
+    the connect profile); empty: Spark runs in the notebook's kernel."""
 
 
 class RealAwsSettings(BaseSettings):

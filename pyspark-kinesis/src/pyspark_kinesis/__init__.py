@@ -16,9 +16,14 @@ installed the tutorial's code runs as written::
 See `pyspark_kinesis.source` for how batches replay exactly.
 """
 
+from importlib.metadata import version
+
 from pyspark_kinesis.consumers import deregister_consumers
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
 from pyspark_kinesis.source import SCHEMA, KinesisDataSource
+
+# Written once, in pyproject.toml; read from the installed package's metadata.
+__version__ = version("pyspark-kinesis")
 
 DefaultSource = KinesisDataSource
 
@@ -28,5 +33,6 @@ __all__ = [
     "KinesisDataSource",
     "KinesisOptionError",
     "KinesisOptions",
+    "__version__",
     "deregister_consumers",
 ]
