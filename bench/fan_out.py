@@ -18,18 +18,16 @@ from typing import Any
 
 from kinesis_proxy import Behaviours, running_proxy
 from kinesis_proxy.limits import READ_BYTES_PER_SHARD_PER_S
-from producer.events import Record
 from pyspark.sql import SparkSession
 
 from bench.drain import (
     LIMIT_SCALE,
-    LIMITED_RECORD_BYTES,
     LIMITED_RECORDS,
-    LIMITED_RECORDS_PER_CALL,
     LIMITED_SHARDS,
+    SCALED,
+    limited_stream,
     spark_drain,
 )
-from bench.emulator import create_stream, put_concurrently
 
 READERS = ("reader-a", "reader-b")
 
@@ -54,24 +52,14 @@ def _readers_at_once(
 
 
 def measure_two_readers(spark: SparkSession, url: str) -> dict[str, Any]:
-    stream = create_stream(url, LIMITED_SHARDS)
-    records = [
-        Record(data=bytes([65 + n % 26]) * LIMITED_RECORD_BYTES, partition_key=f"key-{n}")
-        for n in range(LIMITED_RECORDS)
-    ]
-    put_concurrently(url, stream, records, per_request=100)
-    total_bytes = sum(record.size for record in records)
+    stream, total_bytes = limited_stream(url)
     shard_bytes_per_s = READ_BYTES_PER_SHARD_PER_S // LIMIT_SCALE
     limit_bytes_per_s = LIMITED_SHARDS * shard_bytes_per_s
-    scaled = {
-        "maxFetchRate": str(2.0 / LIMIT_SCALE),
-        "maxRecordsPerFetch": str(LIMITED_RECORDS_PER_CALL),
-    }
-    spark_drain(spark, url, stream, LIMITED_RECORDS, **scaled)  # the Python workers warm
+    spark_drain(spark, url, stream, LIMITED_RECORDS, **SCALED)  # the Python workers warm
     modes = {
-        "polling": {reader: scaled for reader in READERS},
+        "polling": {reader: SCALED for reader in READERS},
         "fan-out": {
-            reader: {**scaled, "consumerMode": "efo", "consumerName": reader} for reader in READERS
+            reader: {**SCALED, "consumerMode": "efo", "consumerName": reader} for reader in READERS
         },
     }
     figure: dict[str, Any] = {
