@@ -2,7 +2,7 @@
 
 `python -m bench soak` runs the long soak figure alone (bench/soak.py);
 `python -m bench --skip edit_to_running ...` leaves the named figures out;
-`python -m bench --only two_readers` measures figure 12 (bench/fan_out.py), opt-in;
+`python -m bench --only two_readers` measures figure 15 (bench/fan_out.py), opt-in;
 `python -m bench --only sink ...` (or `cold_start`, `edit_to_running`, ...) measures
 the named figures alone and prints them as JSON with the 1-minute load average around
 each, leaving results.* as they are (a partial run is not the bench's record).
@@ -34,6 +34,7 @@ from bench import (
     ingest,
     latency,
     report,
+    shards,
     sink,
     soak,
 )
@@ -104,7 +105,9 @@ def attempt(name: str, figure: Callable[[], Any]) -> Any:
 
 
 def spark_figures(results: dict[str, Any]) -> None:
-    spark_names = {"drain", "drain under limits", "sink", "batch read", "latency", "two readers"}
+    spark_names = {"drain", "drain under limits", "sink", "batch read", "latency"}
+    spark_names |= {"many shards latency", "many shards handful", "many shards planning"}
+    spark_names |= {"two readers"}
     if only and not only & spark_names:
         return
     # The JVM starts only now, after the figures that want both cores to themselves.
@@ -142,6 +145,7 @@ def spark_figures(results: dict[str, Any]) -> None:
                     return fan_out.measure_two_readers(spark, url)
 
             results["two_readers"] = attempt("two readers", two_readers_figure)
+        results.update(shards.figures(attempt, spark))
     finally:
         spark.stop()
 

@@ -1,4 +1,4 @@
-"""Figure 12 (opt-in, `python -m bench --only two_readers`): two queries draining one stream
+"""Figure 15 (opt-in, `python -m bench --only two_readers`): two queries draining one stream
 at once through the AWS-faithful proxy, polling against enhanced fan-out.
 
 With GetRecords, every reader of a shard shares its 2 MB/s; with fan-out, each

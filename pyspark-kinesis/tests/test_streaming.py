@@ -69,13 +69,40 @@ class BatchLog:
         return sorted(row["n"] for rows in self.batches.values() for row in rows)
 
 
+class PartitionLog(BatchLog):
+    """A BatchLog that also keeps how many partitions (tasks) each batch read with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitions: dict[int, int] = {}
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        self.partitions[batch_id] = batch.rdd.getNumPartitions()
+        super().__call__(batch, batch_id)
+
+
+def by_shard(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """A batch's rows by (stream, shard), each shard's in the order read: a task reads its
+    shards at once, so only each shard's own order is fixed."""
+    shards: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        shards[row["streamName"], row["shardId"]].append(row)
+    return dict(shards)
+
+
+def forget_commit(checkpoint: Path, batch_id: int) -> None:
+    """A crash after the batch ran but before Spark recorded it as committed."""
+    (checkpoint / "commits" / str(batch_id)).unlink()
+    (checkpoint / "commits" / f".{batch_id}.crc").unlink(missing_ok=True)
+
+
 def run(frame: DataFrame, log: BatchLog, checkpoint: Path, **trigger: Any) -> StreamingQuery:
     writer = frame.writeStream.foreachBatch(log).option("checkpointLocation", str(checkpoint))
     return writer.trigger(**(trigger or {"availableNow": True})).start()
 
 
-def drain(frame: DataFrame, checkpoint: Path) -> BatchLog:
-    log = BatchLog()
+def drain(frame: DataFrame, checkpoint: Path, log: BatchLog | None = None) -> BatchLog:
+    log = log or BatchLog()
     query = run(frame, log, checkpoint)
     assert query.awaitTermination(DEADLINE_S), "availableNow query did not finish"
     return log
@@ -222,12 +249,10 @@ def replay_the_last_batch(frame: DataFrame, checkpoint: Path, kinesis_client, st
     more, drains again: the replayed batch holds the very same records, then the rest."""
     first = drain(frame, checkpoint)
     last_batch = max(first.batches)
-    # A crash after the batch ran but before Spark recorded it as committed:
-    (checkpoint / "commits" / str(last_batch)).unlink()
-    (checkpoint / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
+    forget_commit(checkpoint, last_batch)
     put(kinesis_client, stream, messages(40, 10))  # must not leak into the replay
     second = drain(frame, checkpoint)
-    assert second.batches[last_batch] == first.batches[last_batch]
+    assert by_shard(second.batches[last_batch]) == by_shard(first.batches[last_batch])
     assert sorted(first.numbers + second.numbers) == sorted(
         list(range(50)) + [row["n"] for row in first.batches[last_batch]]
     )
@@ -417,7 +442,7 @@ def by_stream(log: BatchLog) -> dict[str, list[int]]:
     return {name: sorted(found) for name, found in numbers.items()}
 
 
-def test_two_streams_in_one_query_share_the_trigger_limit_and_replay_a_batch_exactly(
+def test_two_streams_in_one_query_share_the_trigger_limit_and_tasks_and_replay_exactly(
     spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     orders, payments = stream_factory(2), stream_factory(1)
@@ -430,19 +455,23 @@ def test_two_streams_in_one_query_share_the_trigger_limit_and_replay_a_batch_exa
         startingPosition="TRIM_HORIZON",
         maxRecordsPerTrigger="10",
         metadataPath=str(tmp_path / "ends"),
+        shardsPerTask="2",
     )
     checkpoint = tmp_path / "checkpoint"
-    first = drain(frame, checkpoint)
+    first = PartitionLog()
+    drain(frame, checkpoint, first)
     assert by_stream(first) == {orders: list(range(30)), payments: list(range(100, 120))}
     assert max(len(rows) for rows in first.batches.values()) <= 10
+    # The shards with records of both streams, two to a task.
+    assert 3 in {len(by_shard(rows)) for rows in first.batches.values()}
+    for batch_id, rows in first.batches.items():
+        assert first.partitions[batch_id] == -(-len(by_shard(rows)) // 2)
     last_batch = max(first.batches)
-    # A crash after the batch ran but before Spark recorded it as committed:
-    (checkpoint / "commits" / str(last_batch)).unlink()
-    (checkpoint / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
+    forget_commit(checkpoint, last_batch)
     put(kinesis_client, orders, messages(30, 5))  # must not leak into the replay
     put(kinesis_client, payments, messages(120, 5))
     second = drain(frame, checkpoint)
-    assert second.batches[last_batch] == first.batches[last_batch]
+    assert by_shard(second.batches[last_batch]) == by_shard(first.batches[last_batch])
     replayed = {row["n"] for row in first.batches[last_batch]}
     assert sorted(set(second.numbers) - replayed) == [*range(30, 35), *range(120, 125)]
 
@@ -536,29 +565,6 @@ def test_available_now_drains_past_empty_pages_and_still_ends(
     )
     assert drain(frame, tmp_path).numbers == list(range(200))
     assert kinesis_proxy.events["empty_pages"] >= 4
-
-
-def test_under_aws_read_limits_a_query_is_never_throttled_and_loses_nothing(
-    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
-):
-    stream = stream_factory(2)
-    put(kinesis_client, stream, messages(0, 200))
-    kinesis_proxy.behaviours = Behaviours.aws()
-    # Small fetches: a batch takes several GetRecords calls from each shard in a row.
-    frame = source(
-        spark,
-        kinesis_proxy.url,
-        stream,
-        startingPosition="TRIM_HORIZON",
-        maxRecordsPerTrigger="100",
-        maxRecordsPerFetch="10",
-    )
-    assert drain(frame, tmp_path).numbers == list(range(200))
-    refused = {
-        event: kinesis_proxy.events[event]
-        for event in ("throttled_reads", "throttled_iterators", "limited_control_plane_calls")
-    }
-    assert refused == dict.fromkeys(refused, 0)
 
 
 def test_under_server_errors_and_dropped_connections_a_query_reads_every_record_once(

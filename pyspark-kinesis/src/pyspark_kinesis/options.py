@@ -62,6 +62,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
         "kinesis.getRecords.numberOfRecordsPerFetch",
     ),
     "max_fetch_rate_mb": ("maxFetchRate",),
+    "shards_per_task": ("shardsPerTask",),
     "min_fetch_period_s": ("minFetchPeriod",),
     # The same least time between two reads of a shard, in the peers' milliseconds.
     "fetch_interval_ms": ("kinesis.getRecords.fetchIntervalMs",),
@@ -95,6 +96,12 @@ DEFAULT_READ_RETRY_DEADLINE_S = 300.0
 MAX_RECORDS_PER_FETCH = 10_000
 # 4 GetRecords/s per shard, inside AWS's 5, counting the driver's look and the tasks together.
 DEFAULT_MIN_FETCH_PERIOD_S = 0.25
+# Shards one Spark task reads at once (Databricks' shardsPerTask, whose default is 5). A batch
+# runs in one wave of tasks while its shards with records are at most `shardsPerTask` per
+# task slot. The driver side of a Python data source cannot see the query's task slots
+# (Spark gives it the options and the schema), so the default is fixed: 8 per slot keeps a
+# 16-shard stream on 2 cores, or 64 shards on 8, in one wave (README: "Shards per task").
+DEFAULT_SHARDS_PER_TASK = 8
 # Least time between two listings of a stream's shards, as in all three peers (1 s): planning
 # reuses a younger listing, so resharding is seen within it and a trigger saves a call.
 DEFAULT_SHARD_LISTING_INTERVAL_S = 1.0
@@ -145,6 +152,7 @@ class KinesisOptions:
     max_records_per_shard: int | None = None
     max_records_per_fetch: int = MAX_RECORDS_PER_FETCH
     max_fetch_rate_mb: float | None = None
+    shards_per_task: int = DEFAULT_SHARDS_PER_TASK
     min_fetch_period_s: float = DEFAULT_MIN_FETCH_PERIOD_S
     max_fetch_duration_s: float | None = None
     shard_listing_interval_s: float = DEFAULT_SHARD_LISTING_INTERVAL_S
@@ -209,6 +217,7 @@ class KinesisOptions:
                 MAX_RECORDS_PER_FETCH,
             ),
             max_fetch_rate_mb=_positive_float(values, "max_fetch_rate_mb"),
+            shards_per_task=_positive_int(values, "shards_per_task") or DEFAULT_SHARDS_PER_TASK,
             min_fetch_period_s=_min_fetch_period_s(values),
             max_fetch_duration_s=_positive_duration_s(values, "max_fetch_duration_s"),
             shard_listing_interval_s=_or_default(

@@ -50,7 +50,10 @@ _NO_DEREGISTRATION_AT_STOP = (
     "pyspark_kinesis.deregister_consumers(options) with the query's options"
 )
 _CONSUMER_BY_NAME = "the fan-out consumer is named by consumerName (kinesis.consumerName)"
-_ONE_TASK_PER_SHARD = "each shard with records is read by a Spark task of its own"
+_TASKS_BY_SHARDS_PER_TASK = (
+    "a batch runs one task per shardsPerTask shards with records: set shardsPerTask to change "
+    "how many tasks read"
+)
 _NOT_BUFFERED = (
     "a sink task sends a request once it holds maxRecordsPerRequest records or "
     "maxBytesPerRequest bytes, and the rest when its partition ends: no record waits for a time"
@@ -118,8 +121,7 @@ NOT_NEEDED: dict[str, NotNeeded] = {
         "a trigger with nothing to read runs no batch", values=("true", "false")
     ),
     # Databricks
-    "shardspertask": NotNeeded(_ONE_TASK_PER_SHARD),
-    "maxpartitions": NotNeeded(_ONE_TASK_PER_SHARD),
+    "maxpartitions": NotNeeded(_TASKS_BY_SHARDS_PER_TASK),
     "requireconsumerderegistration": NotNeeded(
         "the consumer stays registered when the query stops, as Databricks' default does",
         values=("false",),
