@@ -2,6 +2,7 @@
 
 `python -m bench soak` runs the long soak figure alone (bench/soak.py);
 `python -m bench --skip edit_to_running ...` leaves the named figures out;
+`python -m bench --only two_readers` measures figure 15 (bench/fan_out.py), opt-in;
 `python -m bench --only sink ...` (or `cold_start`, `edit_to_running`, ...) measures
 the named figures alone and prints them as JSON with the 1-minute load average around
 each, leaving results.* as they are (a partial run is not the bench's record).
@@ -29,6 +30,7 @@ from bench import (
     connect,
     drain,
     edit_to_running,
+    fan_out,
     ingest,
     latency,
     report,
@@ -105,6 +107,7 @@ def attempt(name: str, figure: Callable[[], Any]) -> Any:
 def spark_figures(results: dict[str, Any]) -> None:
     spark_names = {"drain", "drain under limits", "sink", "batch read", "latency"}
     spark_names |= {"many shards latency", "many shards handful", "many shards planning"}
+    spark_names |= {"two readers"}
     if only and not only & spark_names:
         return
     # The JVM starts only now, after the figures that want both cores to themselves.
@@ -135,6 +138,13 @@ def spark_figures(results: dict[str, Any]) -> None:
         results["latency"] = attempt(
             "latency", lambda: latency.measure(spark, LATENCY_RATES, LATENCY_SECONDS)
         )
+        if "two readers" in only:  # opt-in: `python -m bench --only two_readers`
+
+            def two_readers_figure() -> dict[str, Any]:
+                with fresh_localstack() as url:
+                    return fan_out.measure_two_readers(spark, url)
+
+            results["two_readers"] = attempt("two readers", two_readers_figure)
         results.update(shards.figures(attempt, spark))
     finally:
         spark.stop()

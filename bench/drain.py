@@ -176,10 +176,16 @@ def measure(spark: SparkSession, url: str, records: int) -> dict[str, Any]:
     }
 
 
-def measure_under_limits(spark: SparkSession, url: str) -> dict[str, Any]:
-    """Figure 10: Spark's drain and the plain reader's, each through a fresh proxy enforcing
-    AWS's read limits (bytes scaled, see LIMIT_SCALE), as a share of the limit itself
-    (shards x the byte rate). Fresh, because a drain leaves the shards' byte budgets spent."""
+# The source's read rate and call size, scaled as the proxy's limits are.
+SCALED = {
+    "maxFetchRate": str(2.0 / LIMIT_SCALE),  # MB/s; the default is AWS's 2
+    "maxRecordsPerFetch": str(LIMITED_RECORDS_PER_CALL),
+}
+
+
+def limited_stream(url: str) -> tuple[str, int]:
+    """Figure 10's stream: LIMITED_RECORDS records of LIMITED_RECORD_BYTES on LIMITED_SHARDS
+    shards, put straight into LocalStack; its name and its bytes."""
     stream = create_stream(url, LIMITED_SHARDS)
     records = [
         Record(data=bytes([65 + n % 26]) * LIMITED_RECORD_BYTES, partition_key=f"key-{n}")
@@ -188,22 +194,25 @@ def measure_under_limits(spark: SparkSession, url: str) -> dict[str, Any]:
     # Loaded around the proxy: its write limits would make the loading, not the read, slow.
     # 1 MB requests: a 4 MB one timed out (60 s) on an emulator starved by a shared machine.
     put_concurrently(url, stream, records, per_request=25)
-    total_bytes = sum(record.size for record in records)
+    return stream, sum(record.size for record in records)
+
+
+def measure_under_limits(spark: SparkSession, url: str) -> dict[str, Any]:
+    """Figure 10: Spark's drain and the plain reader's, each through a fresh proxy enforcing
+    AWS's read limits (bytes scaled, see LIMIT_SCALE), as a share of the limit itself
+    (shards x the byte rate). Fresh, because a drain leaves the shards' byte budgets spent."""
+    stream, total_bytes = limited_stream(url)
     shard_bytes_per_s = READ_BYTES_PER_SHARD_PER_S // LIMIT_SCALE
     limit_bytes_per_s = LIMITED_SHARDS * shard_bytes_per_s
     limits = Behaviours.aws(read_bytes_per_s=shard_bytes_per_s)
-    scaled = {
-        "maxFetchRate": str(2.0 / LIMIT_SCALE),  # MB/s; the default is AWS's 2
-        "maxRecordsPerFetch": str(LIMITED_RECORDS_PER_CALL),
-    }
-    spark_drain(spark, url, stream, LIMITED_RECORDS, **scaled)  # the Python workers warm
+    spark_drain(spark, url, stream, LIMITED_RECORDS, **SCALED)  # the Python workers warm
     with running_proxy(url, limits) as proxy:
-        spark_run = spark_drain(spark, proxy.url, stream, LIMITED_RECORDS, **scaled)
+        spark_run = spark_drain(spark, proxy.url, stream, LIMITED_RECORDS, **SCALED)
         spark_refused = proxy.counters().get("throttled_reads", 0)
     # The same drain with a task per shard (as before shardsPerTask), for a same-run ratio.
     with running_proxy(url, limits) as proxy:
         one_per_task = spark_drain(
-            spark, proxy.url, stream, LIMITED_RECORDS, shardsPerTask="1", **scaled
+            spark, proxy.url, stream, LIMITED_RECORDS, shardsPerTask="1", **SCALED
         )
     with running_proxy(url, limits) as proxy:
         plain_s = plain_reader(proxy.url, stream, LIMITED_RECORDS, LIMITED_RECORDS_PER_CALL)

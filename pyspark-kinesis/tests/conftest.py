@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,16 @@ def read_endpoint(request: pytest.FixtureRequest, kinesis_endpoint: str) -> Iter
         # The query did read through the proxy, and met AWS's ways on the way.
         assert proxy.events["records_read"] > 0
         assert proxy.events["empty_pages"] > 0
+
+
+@pytest.fixture(params=["localstack", "aws-faithful"])
+def fan_out_endpoint(request: pytest.FixtureRequest, kinesis_endpoint: str) -> Iterator[str]:
+    """Where a fan-out query reads: LocalStack's own fan-out, or the AWS-faithful proxy's,
+    every behaviour on and subscriptions expiring every 4 s (AWS: 5 minutes)."""
+    if request.param == "localstack":
+        yield kinesis_endpoint
+        return
+    behaviours = dataclasses.replace(EVERY_BEHAVIOUR, subscription_lifetime_s=4.0)
+    with running_proxy(kinesis_endpoint, behaviours) as proxy:
+        yield proxy.url
+        assert proxy.events["records_pushed"] > 0

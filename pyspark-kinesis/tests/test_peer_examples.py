@@ -105,12 +105,38 @@ def aws_readme_source(spark: SparkSession, stream: str, endpointUrl: str) -> Dat
     return kinesis
 
 
-def test_aws_connector_readme_getrecords_example(
-    spark: SparkSession, kinesis_endpoint: str, kinesis_client: Any, stream_factory: Any
+def aws_readme_efo_source(spark: SparkSession, stream: str, endpointUrl: str) -> DataFrame:  # noqa: N803 (the README's name)
+    # --- the AWS connector's README, "... with SubscribeToShard consumer type" ---
+    # fmt: off
+    kinesis = spark \
+        .readStream \
+        .format("aws-kinesis") \
+        .option("kinesis.region", REGION) \
+        .option("kinesis.streamName", stream) \
+        .option("kinesis.consumerType", "SubscribeToShard") \
+        .option("kinesis.endpointUrl", endpointUrl) \
+        .option("kinesis.startingposition", "LATEST") \
+        .option("kinesis.consumerName", "TestConsumer") \
+        .load()
+    # fmt: on
+    return kinesis
+
+
+@pytest.mark.parametrize(
+    "readme_source",
+    [aws_readme_source, aws_readme_efo_source],
+    ids=["GetRecords", "SubscribeToShard"],
+)
+def test_aws_connector_readme_examples(
+    spark: SparkSession,
+    kinesis_endpoint: str,
+    kinesis_client: Any,
+    stream_factory: Any,
+    readme_source: Any,
 ) -> None:
     stream = stream_factory(1)
     kinesis_client.put_record(StreamName=stream, PartitionKey="k", Data="before the query")
-    kinesis = aws_readme_source(spark, stream, kinesis_endpoint)
+    kinesis = readme_source(spark, stream, kinesis_endpoint)
     query, table = word_count_into_memory(kinesis, processingTime="1 second")
     try:
         # LATEST is pinned at the first trigger: what arrives after it is read.
@@ -127,27 +153,6 @@ def test_aws_connector_readme_getrecords_example(
         )
     finally:
         query.stop()
-
-
-def test_aws_connector_readme_subscribe_to_shard_example_is_refused_clearly(
-    spark: SparkSession, kinesis_endpoint: str
-) -> None:
-    endpointUrl = kinesis_endpoint  # noqa: N806 (the README's name)
-    with pytest.raises(Exception, match="enhanced fan-out") as caught:
-        # --- the AWS connector's README, "... with SubscribeToShard consumer type" ---
-        # fmt: off
-        spark \
-            .readStream \
-            .format("aws-kinesis") \
-            .option("kinesis.region", REGION) \
-            .option("kinesis.streamName", "teststream") \
-            .option("kinesis.consumerType", "SubscribeToShard") \
-            .option("kinesis.endpointUrl", endpointUrl) \
-            .option("kinesis.startingposition", "LATEST") \
-            .option("kinesis.consumerName", "TestConsumer") \
-            .load()
-        # fmt: on
-    assert "kinesis.consumerType=GetRecords" in str(caught.value)
 
 
 def test_databricks_documented_options(

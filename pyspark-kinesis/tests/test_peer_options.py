@@ -74,6 +74,12 @@ SAME_THING: list[tuple[str, str, str, object]] = [
     ("roleArn", ROLE, "role_arn", ROLE),
     ("roleSessionName", "reader", "role_session_name", "reader"),
     ("roleExternalId", "external", "role_external_id", "external"),
+    ("kinesis.consumerType", "GetRecords", "consumer_mode", "polling"),
+    ("consumerMode", "polling", "consumer_mode", "polling"),
+    ("kinesis.consumerName", "TestConsumer", "consumer_name", "TestConsumer"),
+    ("consumerName", "orders-reader", "consumer_name", "orders-reader"),
+    ("registerConsumerTimeoutInterval", "60s", "register_consumer_timeout_s", 60.0),
+    ("fetchBufferSize", "20gb", "fetch_buffer_bytes", 20 * 1024**3),
 ]  # fmt: skip
 
 # Peer option -> a value its documentation allows; accepted here and changing nothing.
@@ -84,8 +90,6 @@ NOT_NEEDED: list[tuple[str, str]] = [
     ("kinesis.client.retryIntervalMs", "1000"),
     ("kinesis.client.maxRetryIntervalMs", "10000"),
     ("kinesis.client.avoidEmptyBatches", "true"),
-    ("kinesis.consumerType", "GetRecords"),
-    ("kinesis.consumerName", "TestConsumer"),
     ("kinesis.maxFetchTimePerShardSec", "10"),
     ("kinesis.minBatchesToRetain", "100"),
     ("kinesis.checkNewRecordThreads", "8"),
@@ -103,10 +107,7 @@ NOT_NEEDED: list[tuple[str, str]] = [
     ("kinesis.internal.dataQueueWaitTimeoutSec", "5"),
     ("kinesis.internal.maintenanceTaskIntervalSec", "100"),
     ("kinesis.internal.avoidEmptyBatches", "true"),
-    ("fetchBufferSize", "20gb"),
-    ("consumerMode", "polling"),
     ("requireConsumerDeregistration", "false"),
-    ("consumerName", "orders-reader"),
     ("consumerNamePrefix", "team_"),
     ("consumerRefreshInterval", "300s"),
     ("registeredConsumerId", "databricks_orders-reader"),
@@ -126,8 +127,7 @@ NOT_NEEDED: list[tuple[str, str]] = [
 
 # Peer option and value -> words the refusal must hold (what to use instead).
 REFUSED: list[tuple[str, str, str]] = [
-    ("kinesis.consumerType", "SubscribeToShard", "kinesis.consumerType=GetRecords"),
-    ("consumerMode", "efo", "consumerMode=polling"),
+    ("requireConsumerDeregistration", "true", "deregister_consumers"),
     ("kinesis.metadataCommitterType", "DYNAMODB", "kinesis.metadataPath"),
     ("kinesis.dynamodb.tableName", "kinesisTestMetadata", "kinesis.metadataPath"),
     ("kinesis.credentialProviderClass", "com.example.Provider", "kinesis.stsRoleArn"),
@@ -186,8 +186,6 @@ def test_documented_option_asking_for_a_missing_feature_is_refused(
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("kinesis.consumerType", "Polling"),
-        ("consumerMode", "push"),
         ("awsUseInstanceProfile", "1"),
         ("registeredConsumerIdType", "id"),
     ],

@@ -240,9 +240,14 @@ def test_a_replayed_batch_returns_the_very_same_records(
         metadataPath=metadata_path,
         **s3,
     )
-    checkpoint = tmp_path / "checkpoint"
-    first = drain(frame, checkpoint)
+    replay_the_last_batch(frame, tmp_path / "checkpoint", kinesis_client, stream)
     assert (noted() > 0) == (notes != "none")
+
+
+def replay_the_last_batch(frame: DataFrame, checkpoint: Path, kinesis_client, stream: str) -> None:
+    """Drains the stream's 40 records, crashes before the last batch's commit, puts 10
+    more, drains again: the replayed batch holds the very same records, then the rest."""
+    first = drain(frame, checkpoint)
     last_batch = max(first.batches)
     forget_commit(checkpoint, last_batch)
     put(kinesis_client, stream, messages(40, 10))  # must not leak into the replay
@@ -275,7 +280,16 @@ def _open_shards(kinesis_client, stream: str) -> list[dict[str, Any]]:
 def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
     spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
-    stream = stream_factory(1)
+    split_and_merge_under_a_running_query(
+        spark, read_endpoint, kinesis_client, stream_factory(1), tmp_path
+    )
+
+
+def split_and_merge_under_a_running_query(
+    spark, endpoint, kinesis_client, stream: str, tmp_path, **options: str
+) -> None:
+    """Splits the stream's one shard and merges the children back while a query reads it
+    (with `options`), and checks that every record is read once, each key in order."""
     keys = [f"key-{index}" for index in range(6)]
     counter = iter(range(10_000))
 
@@ -289,7 +303,7 @@ def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
             )
 
     log = BatchLog()
-    frame = source(spark, read_endpoint, stream, startingPosition="TRIM_HORIZON")
+    frame = source(spark, endpoint, stream, startingPosition="TRIM_HORIZON", **options)
     query = run(frame, log, tmp_path, processingTime="200 milliseconds")
     try:
         put_round()

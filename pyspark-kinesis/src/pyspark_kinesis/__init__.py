@@ -18,6 +18,7 @@ See `pyspark_kinesis.source` for how batches replay exactly.
 
 from importlib.metadata import version
 
+from pyspark_kinesis.consumers import deregister_consumers
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
 from pyspark_kinesis.source import SCHEMA, KinesisDataSource
 
@@ -33,4 +34,5 @@ __all__ = [
     "KinesisOptionError",
     "KinesisOptions",
     "__version__",
+    "deregister_consumers",
 ]

@@ -20,6 +20,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from pyspark_kinesis import peer_options
@@ -77,6 +78,11 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "fail_on_data_loss": ("failOnDataLoss", "kinesis.failOnDataLoss"),
     "metadata_path": ("metadataPath", "kinesis.metadataPath"),
     "s3_endpoint_url": ("s3EndpointUrl",),
+    # Enhanced fan-out (see `pyspark_kinesis.fan_out`): each peer's names for its switch.
+    "consumer_mode": ("consumerMode", "kinesis.consumerType"),
+    "consumer_name": ("consumerName", "kinesis.consumerName"),
+    "register_consumer_timeout_s": ("registerConsumerTimeoutInterval",),
+    "fetch_buffer_bytes": ("fetchBufferSize",),
 }
 _FIELD_BY_NAME = {alias.lower(): name for name, aliases in _ALIASES.items() for alias in aliases}
 # The fields KinesisOptions keeps out of its repr: error messages hide them too.
@@ -105,6 +111,20 @@ _STREAM_ARN = re.compile(
 # Kinesis endpoints name their region: kinesis.<region>.amazonaws.com, kinesis-fips.<region>...,
 # vpce-....kinesis.<region>.vpce.amazonaws.com. Both peers take the region from there.
 _ENDPOINT_REGION = re.compile(r"(?:^|\.)kinesis(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.")
+_SIZE = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>b|kb|mb|gb)?\s*$")
+_BYTES_PER_UNIT = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+# The two ways of reading: each peer's word for each, lower-cased.
+POLLING, FAN_OUT = "polling", "efo"
+_CONSUMER_MODES = {
+    "polling": POLLING,
+    "getrecords": POLLING,
+    "efo": FAN_OUT,
+    "subscribetoshard": FAN_OUT,
+}
+# How long query start waits for a new fan-out consumer to become ACTIVE.
+DEFAULT_REGISTER_CONSUMER_TIMEOUT_S = 300.0
+# Bytes of records a fan-out subscription holds for the next batch before it stops reading.
+DEFAULT_FETCH_BUFFER_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -142,6 +162,11 @@ class KinesisOptions:
     # S3's endpoint for an s3:// metadataPath; by default endpointUrl unless that is AWS's.
     s3_endpoint_url: str | None = None
     stream_names: tuple[str, ...] = ()
+    # Enhanced fan-out: `consumer_mode` FAN_OUT reads with SubscribeToShard as `consumer_name`.
+    consumer_mode: str = POLLING
+    consumer_name: str | None = None
+    register_consumer_timeout_s: float = DEFAULT_REGISTER_CONSUMER_TIMEOUT_S
+    fetch_buffer_bytes: int = DEFAULT_FETCH_BUFFER_BYTES
 
     def __post_init__(self) -> None:
         if not self.stream_names:
@@ -205,7 +230,13 @@ class KinesisOptions:
             fail_on_data_loss=_boolean(values, "fail_on_data_loss", default=True),
             metadata_path=_notes_path(values, "metadata_path"),
             s3_endpoint_url=values.get("s3_endpoint_url") or None,
+            **_fan_out_fields(values),
         )
+
+    @property
+    def fan_out(self) -> bool:
+        """Whether shards are read with SubscribeToShard (enhanced fan-out)."""
+        return self.consumer_mode == FAN_OUT
 
     def starting_position_for(self, shard_id: str) -> Position:
         return self.shard_starting_positions.get(shard_id, self.starting_position)
@@ -357,6 +388,46 @@ def _per_shard_positions(
         else:
             keyed[key] = position
     return keyed
+
+
+def _fan_out_fields(values: Mapping[str, str]) -> dict[str, Any]:
+    """consumerMode / kinesis.consumerType and the consumer's options; efo needs a name."""
+    given = values.get("consumer_mode", POLLING)
+    mode = _CONSUMER_MODES.get(given.strip().lower())
+    if mode is None:
+        raise KinesisOptionError(
+            f"{_option_names('consumer_mode')} must be polling or efo (GetRecords or "
+            f"SubscribeToShard in the AWS connector's words), not {given!r}"
+        )
+    name = (values.get("consumer_name") or "").strip() or None
+    if mode == FAN_OUT and name is None:
+        raise KinesisOptionError(
+            f"enhanced fan-out needs a consumer name: set {_option_names('consumer_name')} "
+            "(each query its own; it is registered on every stream read if missing)"
+        )
+    return {
+        "consumer_mode": mode,
+        "consumer_name": name,
+        "register_consumer_timeout_s": _positive_duration_s(values, "register_consumer_timeout_s")
+        or DEFAULT_REGISTER_CONSUMER_TIMEOUT_S,
+        "fetch_buffer_bytes": _size_bytes(values, "fetch_buffer_bytes")
+        or DEFAULT_FETCH_BUFFER_BYTES,
+    }
+
+
+def _size_bytes(values: Mapping[str, str], name: str) -> int | None:
+    if name not in values:
+        return None
+    match = _SIZE.match(values[name].lower())
+    size = 0
+    if match is not None:
+        size = int(float(match["value"]) * _BYTES_PER_UNIT[match["unit"] or "b"])
+    if size < 1:
+        raise KinesisOptionError(
+            f"{_option_names(name)} must be a size such as '16mb', '512kb' or a number of "
+            f"bytes, not {values[name]!r}"
+        )
+    return size
 
 
 def _positive_int(values: Mapping[str, str], name: str) -> int | None:

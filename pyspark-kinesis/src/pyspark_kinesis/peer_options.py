@@ -2,9 +2,9 @@
 
 qubole's connector, the AWS connector (`spark-sql-kinesis-connector`, README and
 `KinesisOptions.scala`) and Databricks' Kinesis source document options that tune
-machinery this source does not have (prefetch buffers, metadata retries, a shard
-listing interval) or features it lacks (enhanced fan-out, DynamoDB, Java credential
-providers). Design decision: no documented name is ever "unknown": one that changes
+machinery this source does not have (prefetch queues, metadata retries, a shard
+listing interval) or features it lacks (DynamoDB, Java credential providers).
+Design decision: no documented name is ever "unknown": one that changes
 nothing here is accepted and said once in the log with why; one whose value asks for
 something this source cannot do is refused with what to use instead.
 """
@@ -39,13 +39,17 @@ _FIXED_AT_PLANNING = (
     "a batch takes the records that had arrived when it was planned, so its tasks stop by "
     "themselves; a time budget would make a re-run batch return other records"
 )
-_NO_EFO = (
-    "enhanced fan-out (SubscribeToShard) is not implemented: remove the option, or read with "
-    "GetRecords (kinesis.consumerType=GetRecords, consumerMode=polling)"
+_SUBSCRIPTIONS_RENEWED = (
+    "a fan-out subscription that expires or breaks is renewed from the last record taken, "
+    "ResourceInUseException waited out with backoff, within the read's planned bounds"
 )
-_EFO_ONLY = (
-    "it configures enhanced fan-out, which this source does not use (it reads with GetRecords)"
+_NO_DEREGISTRATION_AT_STOP = (
+    "PySpark 4 ends a Python stream reader's process when its query stops without calling its "
+    "stop(), so the source cannot deregister the consumer then: remove the option (false, "
+    "the default, is accepted) and, once the query stopped, call "
+    "pyspark_kinesis.deregister_consumers(options) with the query's options"
 )
+_CONSUMER_BY_NAME = "the fan-out consumer is named by consumerName (kinesis.consumerName)"
 _TASKS_BY_SHARDS_PER_TASK = (
     "a batch runs one task per shardsPerTask shards with records: set shardsPerTask to change "
     "how many tasks read"
@@ -86,14 +90,8 @@ NOT_NEEDED: dict[str, NotNeeded] = {
         "a trigger with nothing to read runs no batch", values=("true", "false")
     ),
     # the AWS connector
-    "kinesis.consumertype": NotNeeded(
-        "GetRecords is how this source reads",
-        values=("getrecords",),
-        refused=(("subscribetoshard", _NO_EFO),),
-    ),
-    "kinesis.consumername": NotNeeded(_EFO_ONLY),
-    "kinesis.subscribetoshard.timeoutsec": NotNeeded(_EFO_ONLY),
-    "kinesis.subscribetoshard.maxretries": NotNeeded(_EFO_ONLY),
+    "kinesis.subscribetoshard.timeoutsec": NotNeeded(_SUBSCRIPTIONS_RENEWED),
+    "kinesis.subscribetoshard.maxretries": NotNeeded(_SUBSCRIPTIONS_RENEWED),
     "kinesis.maxfetchtimepershardsec": NotNeeded(_FIXED_AT_PLANNING),
     "kinesis.minbatchestoretain": NotNeeded(
         "each shard keeps its newest few batch-end notes, enough for any batch Spark re-runs"
@@ -123,22 +121,17 @@ NOT_NEEDED: dict[str, NotNeeded] = {
         "a trigger with nothing to read runs no batch", values=("true", "false")
     ),
     # Databricks
-    "fetchbuffersize": NotNeeded(
-        "tasks read during their batch: nothing is prefetched or buffered between triggers"
-    ),
     "maxpartitions": NotNeeded(_TASKS_BY_SHARDS_PER_TASK),
-    "consumermode": NotNeeded(
-        "polling is how this source reads", values=("polling",), refused=(("efo", _NO_EFO),)
-    ),
     "requireconsumerderegistration": NotNeeded(
-        "no enhanced fan-out consumer is registered, so none is deregistered"
+        "the consumer stays registered when the query stops, as Databricks' default does",
+        values=("false",),
+        refused=(("true", _NO_DEREGISTRATION_AT_STOP),),
     ),
-    # Databricks' enhanced fan-out consumer naming: EFO itself is refused (consumerMode=efo).
-    "consumername": NotNeeded(_EFO_ONLY),
-    "consumernameprefix": NotNeeded(_EFO_ONLY),
-    "consumerrefreshinterval": NotNeeded(_EFO_ONLY),
-    "registeredconsumerid": NotNeeded(_EFO_ONLY),
-    "registeredconsumeridtype": NotNeeded(_EFO_ONLY, values=("name", "arn")),
+    # Databricks' other fan-out consumer naming (consumerMode=efo reads as consumerName).
+    "consumernameprefix": NotNeeded(_CONSUMER_BY_NAME),
+    "consumerrefreshinterval": NotNeeded(_CONSUMER_BY_NAME),
+    "registeredconsumerid": NotNeeded(_CONSUMER_BY_NAME),
+    "registeredconsumeridtype": NotNeeded(_CONSUMER_BY_NAME, values=("name", "arn")),
     "maxshardsperdescribe": NotNeeded(
         "shards are listed with ListShards, every page of it: the page size changes how many "
         "calls list them, not which shards are read"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import takewhile
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -97,7 +97,7 @@ class ShardCursor:
             self._iterator = None
             return Fetch([], ended=False, millis_behind_latest=1)
         returned = answer.get("Records", [])
-        records = self._at_or_after_start(returned)
+        records = at_or_after(returned, self.position)
         with_rows(records, self.position)
         if records:
             self.position = after(records[-1]["SequenceNumber"])
@@ -114,14 +114,6 @@ class ShardCursor:
     @property
     def next_iterator(self) -> str | None:
         return self._iterator
-
-    def _at_or_after_start(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # boto3 sends an AT_TIMESTAMP start in whole seconds: drop what arrived
-        # in that second before the instant, so LATEST means the query's start.
-        if self.position.kind != "AT_TIMESTAMP":
-            return records
-        since = float(self.position.argument or 0)
-        return [r for r in records if r["ApproximateArrivalTimestamp"] >= since]
 
     def _open_iterator(self) -> str:
         try:
@@ -245,25 +237,15 @@ class TakeRead:
             # Each record holds at least one row: never ask for more records than rows wanted.
             room = self._max_per_fetch if limit is None else min(limit - taken, self._max_per_fetch)
             fetch = self._cursor.fetch(room)
-            wanted = list(
-                takewhile(
-                    lambda record: record["ApproximateArrivalTimestamp"] <= self.take.until_s,
-                    fetch.records,
-                )
+            page = take_from_page(
+                fetch.records, self.take.until_s, None if limit is None else limit - taken
             )
-            rows_left = None if limit is None else limit - taken
-            kept, end, rows = first_rows(wanted, rows_left)
-            next_arrival_s, behind = (
-                _first_left(fetch.records, kept, end),
-                fetch.millis_behind_latest,
-            )
-            if kept:
-                last = end
-                taken += rows
-                yield kept
-            if len(kept) < len(wanted) or (end is not None and end.sub_sequence_number is not None):
-                break  # the limit cut this page, or an aggregate
-            if len(wanted) < len(fetch.records):
+            next_arrival_s, behind = page.next_arrival_s, fetch.millis_behind_latest
+            if page.kept:
+                last = page.end
+                taken += page.rows
+                yield page.kept
+            if page.last:
                 break
             if fetch.ended:
                 ended = True
@@ -422,11 +404,44 @@ def missing_streams(client: Any, options: KinesisOptions) -> list[str]:
     return missing
 
 
+def at_or_after(records: list[dict[str, Any]], start: Position) -> list[dict[str, Any]]:
+    """`records` read from `start`, less those that arrived before an AT_TIMESTAMP start.
+
+    botocore sends an AT_TIMESTAMP start in whole seconds: what arrived in that
+    second before the instant is dropped, so LATEST means the query's start.
+    """
+    if start.kind != "AT_TIMESTAMP":
+        return records
+    since = float(start.argument or 0)
+    return [r for r in records if r["ApproximateArrivalTimestamp"] >= since]
+
+
 def with_rows(records: list[dict[str, Any]], position: Position) -> None:
     """Gives each record read from `position` its rows (`ROWS`), less those read already."""
     for record in records:
         rows = list(user_records(record["Data"], record["PartitionKey"]))
         record[ROWS] = rows[skips(position, record["SequenceNumber"]) :]
+
+
+class PageTake(NamedTuple):
+    """What a take keeps of one page of records, and whether the take ends there."""
+
+    kept: list[dict[str, Any]]
+    end: Position | None
+    rows: int
+    # The arrival time of the first record of the page left behind, if any.
+    next_arrival_s: float | None
+    # The take ends in this page: its row limit or a later arrival cut it.
+    last: bool
+
+
+def take_from_page(page: list[dict[str, Any]], until_s: float, rows_left: int | None) -> PageTake:
+    """The leading records of `page` (with their rows) that arrived by `until_s`, holding
+    at most `rows_left` rows."""
+    wanted = list(takewhile(lambda record: record["ApproximateArrivalTimestamp"] <= until_s, page))
+    kept, end, rows = first_rows(wanted, rows_left)
+    cut = len(kept) < len(wanted) or (end is not None and end.sub_sequence_number is not None)
+    return PageTake(kept, end, rows, first_left(page, kept, end), cut or len(wanted) < len(page))
 
 
 def first_rows(
@@ -455,7 +470,7 @@ def first_rows(
     return kept, end, count
 
 
-def _first_left(
+def first_left(
     page: list[dict[str, Any]], kept: list[dict[str, Any]], end: Position | None
 ) -> float | None:
     """The arrival time of the first record of `page` that a read keeping `kept` leaves behind.

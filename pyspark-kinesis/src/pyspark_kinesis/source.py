@@ -42,6 +42,12 @@ with its own pace, note and end (`task_reading`), so a task takes about as
 long as its slowest shard. A batch runs in one wave of tasks while its shards
 with records are at most `shardsPerTask` per task slot.
 
+Enhanced fan-out (`consumerMode=efo`, `kinesis.consumerType=SubscribeToShard`):
+planning, notes and replays are the same; a task takes its `Take` from its
+worker's subscription to the shard (`subscriptions.take_reader`), which keeps
+the records past the planned end for the next batch, and the query's consumer
+is registered when the query first plans (`consumers`).
+
 Pacing: the driver's look at a shard and the task reading it take turns, each
 starting when the previous reader's pace allows (wall-clock times carried in
 the partition and in the note): `minFetchPeriod` (default 250 ms) between
@@ -106,6 +112,7 @@ from pyspark.sql.types import (
 
 from pyspark_kinesis.client import KinesisSourceError, make_client
 from pyspark_kinesis.completions import refuse_s3_markers
+from pyspark_kinesis.consumers import register_consumers
 from pyspark_kinesis.ends import end_store
 from pyspark_kinesis.extra_options import (
     BatchReadOptions,
@@ -142,6 +149,7 @@ from pyspark_kinesis.shards import (
     with_new_shards,
 )
 from pyspark_kinesis.sink import KinesisBatchWriter, KinesisStreamWriter, check_input_schema
+from pyspark_kinesis.subscriptions import take_reader
 from pyspark_kinesis.task_groups import task_groups, waits_in_group
 from pyspark_kinesis.task_reading import read_at_once
 
@@ -401,6 +409,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._available_now = (time.time(), listed)
 
     def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
+        if self.options.fan_out:
+            register_consumers(self.client, self.options)  # kept per process once ACTIVE
         cutoff_s, eligible = self._available_now or (None, None)
         known = self._where_batches_ended(self._progress_of(start))
         until_s = self._planning_instant(cutoff_s)
@@ -523,7 +533,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                     )
                 )
             return
-        take_read = TakeRead(
+        take_read = take_reader(
             client, options, shard.shard_id, start, take, not_before_s=not_before_s
         )
         yield from arrow(take_read)

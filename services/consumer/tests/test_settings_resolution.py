@@ -133,3 +133,11 @@ def test_the_per_trigger_limit_is_the_sources_row_limit():
     # (pyspark-kinesis/tests/test_row_limits.py): so does CONSUMER_MAX_RECORDS_PER_TRIGGER.
     options = ConsumerSettings(consumer_max_records_per_trigger=250).source_options()
     assert KinesisOptions.parse(options).max_records_per_trigger == 250
+
+
+@pytest.mark.parametrize(("mode", "fan_out"), [("polling", False), ("fan-out", True)])
+def test_the_read_mode_turns_enhanced_fan_out_on(mode: str, fan_out: bool):
+    options = ConsumerSettings(consumer_read_mode=mode).source_options()
+    parsed = KinesisOptions.parse(options)
+    assert parsed.fan_out is fan_out
+    assert parsed.consumer_name == ("kinesis-stack-consumer" if fan_out else None)

@@ -16,6 +16,9 @@ from pyspark_kinesis.durations import SPARK_UNITS, duration_s
 from pyspark_kinesis.options import s3_location
 from pyspark_kinesis.positions import parse_position
 
+# The enhanced fan-out consumer the service reads as (CONSUMER_READ_MODE=fan-out).
+FAN_OUT_CONSUMER_NAME = "kinesis-stack-consumer"
+
 
 class ConsumerSettings(KinesisConnection):
     """Environment variables of the Spark consumer: the stack's connection settings
@@ -60,6 +63,10 @@ class ConsumerSettings(KinesisConnection):
     them (fixed once a checkpoint exists; more only for rates one task cannot write)."""
     consumer_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """DEBUG, INFO, WARNING or ERROR (libraries log at WARNING whatever it says)."""
+    consumer_read_mode: Literal["polling", "fan-out"] = "polling"
+    """polling (GetRecords: readers of a shard share its 2 MB/s) or fan-out (enhanced
+    fan-out: a consumer named kinesis-stack-consumer, registered if missing, with 2 MB/s
+    per shard of its own)."""
     consumer_stream_wait_seconds: float = Field(300.0, gt=0)
     """How long the consumer waits at start-up for LocalStack and the stream to be ACTIVE
     before it stops with one line saying why."""
@@ -101,6 +108,8 @@ class ConsumerSettings(KinesisConnection):
         }
         if self.kinesis_endpoint_url:
             options["endpointUrl"] = self.kinesis_endpoint_url
+        if self.consumer_read_mode == "fan-out":
+            options |= {"consumerMode": "efo", "consumerName": FAN_OUT_CONSUMER_NAME}
         if self.consumer_max_records_per_trigger:
             options["maxRecordsPerTrigger"] = str(self.consumer_max_records_per_trigger)
         checkpoint = self.consumer_checkpoint_path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ class Answer:
     status: int
     body: bytes | None
     content_type: str = JSON_CONTENT_TYPE
+    # An event stream (SubscribeToShard): messages sent as they come, `body` unused.
+    frames: Generator[bytes, None, None] | None = None
 
 
 def error(code: str, message: str, status: int = 400) -> Answer:

@@ -39,14 +39,27 @@ class Behaviours:
     write_bytes_per_s: int = limits.WRITE_BYTES_PER_SHARD_PER_S
     list_shards_per_s: int = limits.LIST_SHARDS_PER_STREAM_PER_S
     describe_stream_summary_per_s: int = limits.DESCRIBE_STREAM_SUMMARY_PER_S
+    # Enhanced fan-out served by the proxy (`fan_out`); off: LocalStack's own.
+    fan_out: bool = False
+    consumer_creating_s: float = 0.0
+    subscribe_in_use_s: float = 0.0
+    subscription_lifetime_s: float | None = None
+    # Not AWS's rule, a fault: a subscription's connection is cut once it pushed this many.
+    subscription_cut_after_records: int | None = None
+    fan_out_read_limits: bool = False
 
     @classmethod
     def aws(cls, **overrides: Any) -> Behaviours:
-        """AWS's limits and iterator lifetime, and no random faults."""
+        """AWS's limits, iterator lifetime and enhanced fan-out, and no random faults."""
         settings: dict[str, Any] = {
             "read_limits": True,
             "write_limits": True,
             "control_plane_limits": True,
             "iterator_lifetime_s": limits.ITERATOR_LIFETIME_S,
+            "fan_out": True,
+            "consumer_creating_s": limits.CONSUMER_CREATING_S,
+            "subscribe_in_use_s": limits.SUBSCRIBE_IN_USE_S,
+            "subscription_lifetime_s": limits.SUBSCRIPTION_LIFETIME_S,
+            "fan_out_read_limits": True,
         }
         return cls(**(settings | overrides))

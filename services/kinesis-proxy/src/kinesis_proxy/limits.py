@@ -21,6 +21,12 @@ WRITE_BYTES_PER_SHARD_PER_S = 1024 * 1024
 LIST_SHARDS_PER_STREAM_PER_S = 100
 DESCRIBE_STREAM_SUMMARY_PER_S = 20
 ITERATOR_LIFETIME_S = 300.0
+# Enhanced fan-out: a subscription lasts 5 minutes; the same consumer and shard may subscribe
+# again only 5 s after a successful call; a new consumer is CREATING a few seconds (not
+# documented as a number: 2 s here).
+SUBSCRIPTION_LIFETIME_S = 300.0
+SUBSCRIBE_IN_USE_S = 5.0
+CONSUMER_CREATING_S = 2.0
 
 
 class SlidingWindow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +13,7 @@ from typing import Any
 
 from kinesis_proxy.answers import Answer, error
 from kinesis_proxy.behaviours import Behaviours
+from kinesis_proxy.fan_out import OPERATIONS, ConnectionCut, FanOut
 from kinesis_proxy.faults import injected_fault, over_control_plane_limit
 from kinesis_proxy.reads import Reads
 from kinesis_proxy.state import ProxyState
@@ -49,6 +50,7 @@ class KinesisProxy(ThreadingHTTPServer):
             "PutRecords": writes.put_records,
             "PutRecord": writes.put_record,
         }
+        self._fan_out = FanOut(self.state, self._upstream)
 
     @property
     def behaviours(self) -> Behaviours:
@@ -69,6 +71,10 @@ class KinesisProxy(ThreadingHTTPServer):
     def counters(self) -> dict[str, int]:
         return self.state.counters()
 
+    def server_close(self) -> None:
+        self._fan_out.close()
+        super().server_close()
+
     def answer(self, operation: str, raw: bytes, headers: Message) -> Answer:
         """The answer to one call; the body is parsed only when it is JSON (a body in another
         encoding, CBOR from the Java SDK, passes through untouched)."""
@@ -84,6 +90,8 @@ class KinesisProxy(ThreadingHTTPServer):
             return error("LimitExceededException", f"Rate exceeded for {operation}")
         if operation in self._handlers:
             return self._handlers[operation](request, headers)
+        if operation in OPERATIONS and self.behaviours.fan_out:
+            return self._fan_out.answer(operation, request, headers)
         return self._upstream.forward(operation, raw, headers)
 
 
@@ -98,11 +106,36 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if answer.body is None:
             self.close_connection = True  # dropped: the client sees the connection close
             return
+        if answer.frames is not None:
+            self._send_event_stream(answer.status, answer.content_type, answer.frames)
+            return
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
         self.wfile.write(answer.body)
+
+    def _send_event_stream(
+        self, status: int, content_type: str, frames: Generator[bytes, None, None]
+    ) -> None:
+        """Each message as an HTTP chunk as soon as it is made, until the stream ends or
+        the client hangs up."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for frame in frames:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except ConnectionCut:
+            pass  # closed with no terminating chunk: the subscriber sees the stream break
+        except OSError:
+            pass  # the subscriber closed its end
+        finally:
+            frames.close()
 
     def do_GET(self) -> None:
         document: dict[str, Any]

@@ -117,6 +117,22 @@ class ProxySettings(BaseSettings):
         None, ge=1, json_schema_extra={"stack_default": 5}
     )
     """DescribeStreamSummary per second under the control-plane limits (AWS: 20)."""
+    kinesis_proxy_fan_out: bool | None = None
+    """The proxy serves enhanced fan-out itself: consumers and SubscribeToShard pushed as
+    records arrive (empty: as KINESIS_PROXY_AWS says; false: LocalStack's own)."""
+    kinesis_proxy_consumer_creating_s: float | None = Field(None, ge=0)
+    """Seconds a new consumer is CREATING before it is ACTIVE (empty: 2 with AWS's, else 0)."""
+    kinesis_proxy_subscribe_in_use_s: float | None = Field(None, ge=0)
+    """SubscribeToShard again for a consumer and shard within this many seconds is refused
+    ResourceInUseException (AWS: 5)."""
+    kinesis_proxy_subscription_lifetime_s: float | None = Field(None, gt=0)
+    """Seconds a subscription lasts (AWS: 300; `never`: forever)."""
+    kinesis_proxy_subscription_cut_after_records: int | None = Field(None, ge=0)
+    """A subscription's connection is cut once it pushed this many records (a fault, not
+    AWS's rule; empty: never)."""
+    kinesis_proxy_fan_out_read_limits: bool | None = None
+    """Each consumer gets at most KINESIS_PROXY_READ_BYTES_PER_S per shard pushed (empty: as
+    KINESIS_PROXY_AWS says)."""
 
     @classmethod
     def settings_customise_sources(
@@ -130,7 +146,9 @@ class ProxySettings(BaseSettings):
         # `parse_settings` hands over the environment it was given, flags on top.
         return (init_settings,)
 
-    @field_validator("kinesis_proxy_iterator_lifetime_s", mode="before")
+    @field_validator(
+        "kinesis_proxy_iterator_lifetime_s", "kinesis_proxy_subscription_lifetime_s", mode="before"
+    )
     @classmethod
     def _never_expires(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in _NEVER:
@@ -157,7 +175,7 @@ class ProxySettings(BaseSettings):
             value = getattr(self, f"kinesis_proxy_{name}")
             if value is None:
                 continue
-            if name == "iterator_lifetime_s" and math.isinf(value):
+            if name in ("iterator_lifetime_s", "subscription_lifetime_s") and math.isinf(value):
                 value = None
             elif name == "faulty_operations":
                 value = frozenset(part.strip() for part in value.split(",") if part.strip())
