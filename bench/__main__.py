@@ -1,6 +1,7 @@
 """`python -m bench`: every figure, then results.json, results.md and results.png here.
 
 `python -m bench soak` runs the long soak figure alone (bench/soak.py);
+`python -m bench workday [calls|stack]` the working day's figure alone (bench/workday.py);
 `python -m bench --skip edit_to_running ...` leaves the named figures out;
 `python -m bench --only sink ...` (or `cold_start`, `edit_to_running`, ...) measures
 the named figures alone and prints them as JSON with the 1-minute load average around
@@ -24,7 +25,7 @@ from typing import Any
 from consumer.app import build_session
 from consumer.settings import ConsumerSettings
 
-from bench import coldstart, drain, edit_to_running, ingest, latency, report, sink, soak
+from bench import coldstart, drain, edit_to_running, ingest, latency, report, sink, soak, workday
 from bench.emulator import fresh_localstack
 
 HERE = Path(__file__).resolve().parent
@@ -137,6 +138,9 @@ def main() -> int:
     )
     if sys.argv[1:] == ["soak"]:
         print(soak.write(soak.measure(), HERE))
+        return 0
+    if sys.argv[1:2] == ["workday"]:
+        print(workday.write(workday.measure(sys.argv[2:] or ["calls", "stack"]), HERE))
         return 0
     if sys.argv[1:2] == ["--skip"]:
         skipped.update(name.replace("_", " ") for name in sys.argv[2:])

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from consumer.settings import ConsumerSettings
-from producer.settings import ProducerSettings
+from producer.settings import ProducerSettings, ShardRenewalSettings
 
 from settings_docs.render import (
     Section,
@@ -36,6 +36,7 @@ SECTIONS = (
     ),
     Section("LocalStack", (LocalStackSettings,)),
     Section("Producer", (ProducerSettings,)),
+    Section("Shard renewal (LocalStack only)", (ShardRenewalSettings,)),
     Section("Consumer (Spark)", (ConsumerSettings, ConsumerContainerSettings)),
     Section("Cluster profile", (ClusterSettings,)),
     Section("Notebook profile", (NotebookSettings,)),

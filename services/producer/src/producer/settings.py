@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -102,6 +102,25 @@ class ProducerSettings(BaseSettings):
         return value.strip().upper() if isinstance(value, str) else value
 
 
+class ShardRenewalSettings(ProducerSettings):
+    """Environment variables of the shard renewer (`python -m producer.renewal`), on top of
+    the Kinesis ones it shares with the producer."""
+
+    shard_renewal_records: int = Field(
+        5_000, ge=0, description="a whole number of records >= 0 (0 turns renewal off)"
+    )
+    """LocalStack only: an open shard holding this many records is renewed (split, then
+    merged back: an empty shard over the same keys), as kinesis-mock's calls slow with the
+    records a shard holds; 0 turns renewal off."""
+    shard_renewal_check_seconds: float = Field(
+        10.0, gt=0, description="seconds > 0 between two counts of the open shards' records"
+    )
+    """How often the renewer counts the records each open shard holds."""
+
+
+Settings = TypeVar("Settings", bound=ProducerSettings)
+
+
 class SettingsError(ValueError):
     """Invalid configuration; the message is one line naming each variable and its fix."""
 
@@ -115,16 +134,29 @@ def load_settings(
     error names the option as well as the variable.
     """
     given = {name: value for name, value in (overrides or {}).items() if value is not None}
+    return _validated(ProducerSettings, given, options or {})
+
+
+def load_renewal_settings() -> ShardRenewalSettings:
+    """The shard renewer's settings from the environment, or raises SettingsError."""
+    return _validated(ShardRenewalSettings, {}, {})
+
+
+def _validated(
+    settings_class: type[Settings], given: dict[str, Any], options: Mapping[str, str]
+) -> Settings:
     try:
-        return ProducerSettings(**given)
+        return settings_class(**given)
     except ValidationError as error:
-        problems = [_describe(problem, options or {}) for problem in error.errors()]
+        problems = [_describe(problem, options, settings_class) for problem in error.errors()]
         raise SettingsError("; ".join(problems)) from None
 
 
-def _describe(problem: Any, options: Mapping[str, str]) -> str:
+def _describe(
+    problem: Any, options: Mapping[str, str], settings_class: type[ProducerSettings]
+) -> str:
     field = str(problem["loc"][0]) if problem["loc"] else ""
-    info = ProducerSettings.model_fields.get(field)
+    info = settings_class.model_fields.get(field)
     name = field.upper() or "settings"
     if field in options:
         name += f" ({options[field]})"
