@@ -194,6 +194,14 @@ class Stack:
                     )
         return order
 
+    def localstack_ready(self) -> bool:
+        """Whether LocalStack is up and its init hook has run (the stream exists)."""
+        try:
+            answer = requests.get(f"{self.endpoint}/_localstack/init/ready", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            return False
+        return bool(answer.get("completed"))
+
     def service_state(self, service: str) -> str:
         container = self.compose.get_container(service, include_all=True)
         return str(container.State)
