@@ -39,7 +39,7 @@ from producer.events import EventFactory, to_record
 from producer.renewal import open_shards, run_renewals
 from producer.settings import ShardRenewalSettings
 
-from bench.coldstart import Stack, log_time
+from bench.coldstart import Stack, stamped_lines
 from bench.emulator import client, create_stream, event_records
 from settings_docs.stack import LocalStackSettings
 from tests.localstack import running_localstack
@@ -51,7 +51,7 @@ CALL_WINDOW_S = 20.0
 DEFAULT_RATE = ShardRenewalSettings().producer_rate
 STACK_MINUTES = int(os.environ.get("WORKDAY_STACK_MINUTES", "48"))
 TODAY_MINUTES = int(os.environ.get("WORKDAY_TODAY_MINUTES", "15"))
-CPU_WINDOW_S = 60.0
+CPU_WINDOW_S = float(os.environ.get("WORKDAY_CPU_WINDOW_S", "60"))
 MARKER_DEADLINE_S = 120.0
 SERVICES = ("localstack", "producer", "consumer", "shard-renewer")
 # The settings before issue 30: no renewal, kinesis-mock saving its whole state every 5 s.
@@ -228,21 +228,10 @@ def _marker_latency(stack: Stack, kinesis: Any, stream: str, number: int) -> flo
 
 def _events_taken(stack: Stack, since: datetime, until: datetime) -> int:
     """Events the consumer's batches wrote between the two instants (its log lines)."""
-    logs = stack.compose(
-        "logs",
-        "--timestamps",
-        "--no-log-prefix",
-        "--since",
-        since.isoformat(),
-        "consumer",
-        check=False,
-    ).stdout
     taken = 0
-    for line in logs.splitlines():
-        stamp, _, text = line.partition(" ")
-        moment = log_time(stamp)
+    for moment, text in stamped_lines(stack):
         found = re.search(r"batch \d+: (\d+) events", text)
-        if found and moment is not None and moment < until:
+        if found and since <= moment < until:
             taken += int(found[1])
     return taken
 
