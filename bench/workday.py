@@ -65,15 +65,19 @@ def _load() -> float:
 # --- calls ------------------------------------------------------------------------------
 
 
+def _tip_iterators(kinesis: Any, stream: str) -> dict[str, str]:
+    """A LATEST iterator of each open shard."""
+    return {
+        shard["ShardId"]: kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+        )["ShardIterator"]
+        for shard in open_shards(kinesis, stream)
+    }
+
+
 def _tip_calls(kinesis: Any, stream: str) -> dict[str, Any]:
     """Single calls at the tip for CALL_WINDOW_S: PutRecords of 10, GetRecords per open shard."""
-    shards = [s["ShardId"] for s in open_shards(kinesis, stream)]
-    iterators = {
-        shard: kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard, ShardIteratorType="LATEST"
-        )["ShardIterator"]
-        for shard in shards
-    }
+    iterators = _tip_iterators(kinesis, stream)
     entries = [{"Data": r.data, "PartitionKey": r.partition_key} for r in event_records(10, 9)]
     puts: list[float] = []
     gets: list[float] = []
@@ -82,11 +86,13 @@ def _tip_calls(kinesis: Any, stream: str) -> dict[str, Any]:
         started = time.perf_counter()
         kinesis.put_records(StreamName=stream, Records=entries)
         puts.append(time.perf_counter() - started)
-        for shard, iterator in iterators.items():
+        for shard, iterator in list(iterators.items()):
             started = time.perf_counter()
             answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
             gets.append(time.perf_counter() - started)
-            iterators[shard] = answer["NextShardIterator"]
+            iterators[shard] = answer.get("NextShardIterator")
+        if None in iterators.values():  # a shard renewed meanwhile: read its successor
+            iterators = _tip_iterators(kinesis, stream)
     return {
         "put_records_ms": _spread(puts),
         "get_records_ms": _spread(gets),
@@ -188,14 +194,45 @@ def _full_ids(stack: Stack) -> dict[str, str]:
     return ids
 
 
+# The consumer container's processes, by what they do (their command line).
+CONSUMER_PARTS = (
+    ("python_streaming_source_runner", "the source's planning (Python)"),
+    ("pyspark.daemon", "Python workers (the tasks)"),
+    ("-m consumer", "the consumer's Python driver"),
+    ("java", "the JVM (Spark's driver and executors)"),
+)
+_PROCESSES = (
+    'for p in /proc/[0-9]*; do [ -r "$p/stat" ] && '
+    'echo "${p#/proc/} $(cut -d" " -f14,15 "$p/stat") $(tr "\\0" " " < "$p/cmdline")"; done'
+)
+
+
+def _consumer_processes(stack: Stack) -> dict[str, tuple[str, float]]:
+    """Each consumer process: what it does, and its CPU seconds so far (clock ticks / 100)."""
+    listing = stack.compose("exec", "-T", "consumer", "sh", "-c", _PROCESSES, check=False).stdout
+    processes = {}
+    for line in listing.splitlines():
+        pid, user, system, *command = line.split(" ")
+        text = " ".join(command)
+        part = next((label for key, label in CONSUMER_PARTS if key in text), "other")
+        processes[pid] = (part, (int(user) + int(system)) / 100)
+    return processes
+
+
 def service_cpu(stack: Stack) -> dict[str, Any]:
-    """Each running service's CPU over CPU_WINDOW_S, in cores (1.0 = one core busy)."""
+    """Each running service's CPU over CPU_WINDOW_S, in cores (1.0 = one core busy), and
+    the consumer's by part (processes that ended within the window are not counted)."""
     ids = _full_ids(stack)
     load_before, before = _load(), {s: _cpu_seconds(c) for s, c in ids.items()}
+    parts_before = _consumer_processes(stack)
     time.sleep(CPU_WINDOW_S)  # the measuring window itself
     after = {s: _cpu_seconds(c) for s, c in ids.items()}
+    parts: dict[str, float] = {}
+    for pid, (part, seconds) in _consumer_processes(stack).items():
+        spent = seconds - parts_before.get(pid, (part, 0.0))[1]
+        parts[part] = round(parts.get(part, 0.0) + spent / CPU_WINDOW_S, 3)
     cores = {s: round((after[s] - before[s]) / CPU_WINDOW_S, 3) for s in ids}
-    return {"cores": cores, "load_1min": [load_before, _load()]}
+    return {"cores": cores, "consumer_parts": parts, "load_1min": [load_before, _load()]}
 
 
 def _wait_for_first_batch(stack: Stack) -> None:
@@ -293,7 +330,8 @@ def summarize(minutes: list[dict[str, Any]]) -> dict[str, Any]:
     first, last = latencies[:10], latencies[-10:]
     if None in first or None in last:
         return {"first_10_median_s": None, "last_10_median_s": None, "last_vs_first": None}
-    first_median, last_median = statistics.median(first), statistics.median(last)
+    first_median = round(statistics.median(first), 2)
+    last_median = round(statistics.median(last), 2)
     return {
         "first_10_median_s": first_median,
         "last_10_median_s": last_median,
@@ -367,7 +405,9 @@ def _stack_rows(name: str, run: dict[str, Any]) -> list[str]:
         *(
             f"| {name}: CPU per service, cores ({label}) | "
             + ", ".join(f"{s} {c:.2f}" for s, c in run[key]["cores"].items())
-            + f" |  |  | {run[key]['load_1min'][0]} to {run[key]['load_1min'][1]} |"
+            + " | consumer: "
+            + ", ".join(f"{p} {c:.2f}" for p, c in run[key].get("consumer_parts", {}).items())
+            + f" |  | {run[key]['load_1min'][0]} to {run[key]['load_1min'][1]} |"
             for key, label in (
                 ("cpu_start", f"default {DEFAULT_RATE:g} events/s, at the start"),
                 ("cpu_after", f"default {DEFAULT_RATE:g} events/s, after the run"),
