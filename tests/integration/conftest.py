@@ -202,6 +202,16 @@ class Stack:
             return False
         return bool(answer.get("completed"))
 
+    def restart_localstack_then_put(self, count: int, message_type: str) -> None:
+        """`docker compose restart localstack`, then `count` new events once it is ready;
+        a consumer that stopped meanwhile must have said why, and is started again."""
+        self.run("restart", "localstack")
+        self.wait_until(self.localstack_ready, "LocalStack to be ready again")
+        self.put_events(count, message_type)
+        if "exited" in self.service_state("consumer"):
+            assert "cannot reach Kinesis" in self.run("logs", "consumer").stdout
+            self.run("start", "consumer")
+
     def service_state(self, service: str) -> str:
         container = self.compose.get_container(service, include_all=True)
         return str(container.State)
