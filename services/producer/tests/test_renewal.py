@@ -9,6 +9,7 @@ import pytest
 from producer.renewal import (
     EXIT_OK,
     EXIT_STARTUP,
+    Counted,
     ShardCounts,
     middle_hash_key,
     open_shards,
@@ -17,6 +18,7 @@ from producer.renewal import (
     shard_to_renew,
 )
 from producer.settings import ShardRenewalSettings
+from producer.stream import wait_until_active
 from producer_testkit import read_stream
 
 from tests.waiting import wait_until
@@ -55,6 +57,22 @@ def test_counts_follow_what_each_open_shard_holds(kinesis_client, stream_factory
     assert sum(counts.refresh().values()) == 40
     _put(kinesis_client, stream, 25, "b")
     assert sum(counts.refresh().values()) == 65  # read on from the last count, not again
+
+
+def test_a_shard_closed_under_the_count_is_counted_to_its_end(kinesis_client, stream_factory):
+    stream = stream_factory(1)
+    counts = ShardCounts(kinesis_client, stream)
+    _put(kinesis_client, stream, 30, "a")
+    ((shard_id, held),) = counts.refresh().items()
+    assert held == 30
+    shard = open_shards(kinesis_client, stream)[0]
+    kinesis_client.split_shard(
+        StreamName=stream, ShardToSplit=shard_id, NewStartingHashKey=middle_hash_key(shard)
+    )
+    wait_until_active(kinesis_client, stream)
+    # A count that listed the shard before it closed reads on from its end: no next iterator.
+    assert counts._read_on(counts._counted[shard_id]) == Counted(None, 30)
+    assert sorted(counts.refresh().values()) == [0, 0]  # the two children, empty
 
 
 def test_a_full_shard_is_renewed_and_every_record_stays_readable(

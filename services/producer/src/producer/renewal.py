@@ -82,9 +82,10 @@ def renew(kinesis: Any, stream: str, shard: Mapping[str, Any]) -> str:
 
 @dataclass
 class Counted:
-    """Where the count of one open shard stands: the iterator after its last record read."""
+    """Where the count of one open shard stands: the iterator after its last record read
+    (None once the shard was found closed: it holds no more)."""
 
-    iterator: str
+    iterator: str | None
     records: int = 0
 
 
@@ -117,11 +118,14 @@ class ShardCounts:
         return Counted(answer["ShardIterator"])
 
     def _read_on(self, counted: Counted) -> Counted:
-        while True:
+        while counted.iterator:
             answer = self.kinesis.get_records(ShardIterator=counted.iterator, Limit=READ_LIMIT)
-            counted = Counted(answer["NextShardIterator"], counted.records + len(answer["Records"]))
+            # No next iterator: the shard was closed since it was listed (a reshard).
+            records = counted.records + len(answer["Records"])
+            counted = Counted(answer.get("NextShardIterator"), records)
             if not answer["Records"] or not answer.get("MillisBehindLatest"):
-                return counted
+                break
+        return counted
 
 
 def run_renewals(settings: ShardRenewalSettings, kinesis: Any, stop: threading.Event) -> None:
