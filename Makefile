@@ -4,7 +4,7 @@ COMPOSE := docker compose
 # uv from PATH, or as a module of the Python that `make env` installed it into.
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: help up up-cluster up-aws up-proxy down clean logs env test unit-test integration-test aws-smoke lint bench docs watch tail
+.PHONY: help up up-cluster up-connect up-aws up-proxy down clean logs env test unit-test integration-test aws-smoke lint bench docs watch tail
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ up: ## start the stack in the background, building images as needed
 up-cluster: ## the stack with the consumer on a Spark standalone master and two workers
 	SPARK_MASTER=spark://spark-master:7077 $(COMPOSE) --profile cluster up --build -d
 
+up-connect: ## the stack and a Spark Connect server on 127.0.0.1:15002 (README: From a laptop with no Java)
+	$(COMPOSE) --profile connect up --build -d
+
 up-aws: ## producer and consumer against real AWS (see README: Real AWS)
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.aws.yml up --build -d producer consumer
 
@@ -23,10 +26,10 @@ up-proxy: ## the stack through a Kinesis that behaves like AWS (see README: Unde
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.proxy.yml up --build -d
 
 down: ## stop the stack, keeping its data (checkpoints, sink)
-	$(COMPOSE) --profile cluster --profile notebook down --remove-orphans
+	$(COMPOSE) --profile cluster --profile notebook --profile connect down --remove-orphans
 
 clean: ## stop the stack and delete its volumes
-	$(COMPOSE) --profile cluster --profile notebook down --volumes --remove-orphans
+	$(COMPOSE) --profile cluster --profile notebook --profile connect down --volumes --remove-orphans
 
 logs: ## follow every service's log
 	$(COMPOSE) logs --follow
@@ -67,4 +70,4 @@ docs: env ## write .env.example and the README's settings table from the setting
 lint: env ## ruff, ruff format and mypy --strict
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy pyspark-kinesis/src services/producer/src services/consumer/src settings_docs
+	$(UV) run mypy pyspark-kinesis/src services/producer/src services/consumer/src services/kinesis-proxy/src services/kinesis-connection/src settings_docs testkit

@@ -1,7 +1,7 @@
 """Fixtures shared by every test folder: a real LocalStack Kinesis for the unit suites.
 
 The unit suites talk to the same emulator the Compose stack runs
-(`localstack/localstack:4.14.0`, see tests/localstack.py), started once per
+(`localstack/localstack:4.14.0`, see testkit/localstack.py), started once per
 test session and published on 127.0.0.1 only.
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kinesis_proxy import Behaviours, KinesisProxy, running_proxy
 
-from tests.clients import localstack_kinesis, localstack_service
-from tests.kinesis_proxy import Behaviours, KinesisProxy, running_proxy
-from tests.localstack import running_localstack
+from testkit.clients import REGION, localstack_kinesis, localstack_service
+from testkit.localstack import running_localstack
+from testkit.streams import wait_active
 
-REGION = "us-east-1"
 SERVICES = "kinesis,s3,sts"
 THROTTLING_PROBABILITY = 0.3
 
@@ -119,9 +119,7 @@ def stream_factory(kinesis_client):  # type: ignore[no-untyped-def]
     def create(shards: int = 1) -> str:
         name = f"test-{uuid.uuid4().hex[:12]}"
         kinesis_client.create_stream(StreamName=name, ShardCount=shards)
-        kinesis_client.get_waiter("stream_exists").wait(
-            StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-        )
+        wait_active(kinesis_client, name)
         created.append(name)
         return name
 

@@ -25,7 +25,19 @@ from typing import Any
 from consumer.app import build_session
 from consumer.settings import ConsumerSettings
 
-from bench import coldstart, drain, edit_to_running, ingest, latency, report, sink, soak, workday
+from bench import (
+    coldstart,
+    connect,
+    drain,
+    edit_to_running,
+    ingest,
+    latency,
+    report,
+    shards,
+    sink,
+    soak,
+    workday,
+)
 from bench.emulator import fresh_localstack
 
 HERE = Path(__file__).resolve().parent
@@ -94,6 +106,7 @@ def attempt(name: str, figure: Callable[[], Any]) -> Any:
 
 def spark_figures(results: dict[str, Any]) -> None:
     spark_names = {"drain", "drain under limits", "sink", "batch read", "latency"}
+    spark_names |= {"many shards latency", "many shards handful", "many shards planning"}
     if only and not only & spark_names:
         return
     # The JVM starts only now, after the figures that want both cores to themselves.
@@ -124,6 +137,7 @@ def spark_figures(results: dict[str, Any]) -> None:
         results["latency"] = attempt(
             "latency", lambda: latency.measure(spark, LATENCY_RATES, LATENCY_SECONDS)
         )
+        results.update(shards.figures(attempt, spark))
     finally:
         spark.stop()
 
@@ -154,6 +168,7 @@ def main() -> int:
     results["ingest"] = attempt("ingest", lambda: ingest.measure(INGEST_RECORDS))
     results["cold_start"] = attempt("cold start", coldstart.measure)
     results["edit_to_running"] = attempt("edit to running", edit_to_running.measure)
+    results["connect"] = attempt("connect", connect.measure)
     spark_figures(results)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     results["figures"] = loads

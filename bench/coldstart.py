@@ -50,6 +50,8 @@ class Stack:
             "LOCALSTACK_PORT": str(_free_port()),
             "SPARK_UI_PORT": str(_free_port()),
         }
+        # The services whose containers are watched (a figure may add a profile's).
+        self.services: tuple[str, ...] = tuple(IMAGES)
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         answer = subprocess.run(  # noqa: S603 - docker with this module's own arguments
@@ -71,7 +73,7 @@ class Stack:
 
     def container_ids(self) -> dict[str, str]:
         ids: dict[str, str] = {}
-        for service in IMAGES:
+        for service in self.services:
             found = self.compose("ps", "-q", service, check=False).stdout.strip()
             if found:
                 ids[service] = found
@@ -187,7 +189,7 @@ def _first_batch_logged(stack: Stack) -> bool:
     return bool(_FIRST_BATCH.search(logs))
 
 
-def _consumer_milestones(stack: Stack, since: datetime) -> dict[str, float]:
+def consumer_milestones(stack: Stack, since: datetime) -> dict[str, float]:
     """Seconds from `docker compose up` to each milestone line of the consumer's log."""
     found: dict[str, float] = {}
     for moment, text in stamped_lines(stack):
@@ -259,7 +261,7 @@ def measure() -> dict[str, Any]:
             raise RuntimeError("the consumer logged a batch, but its sink holds no event")
         time.sleep(STEADY_S)
         memory = watcher.stop()
-        milestones = _consumer_milestones(stack, started_wall)
+        milestones = consumer_milestones(stack, started_wall)
     finally:
         stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
     return {

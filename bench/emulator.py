@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,14 +14,15 @@ from botocore.config import Config
 from consumer.settings import ConsumerSettings
 from producer.events import EventFactory, Record, to_record
 
-from tests.clients import localstack_kinesis
-from tests.localstack import running_localstack
+from testkit.clients import REGION, localstack_kinesis
+from testkit.localstack import running_localstack
+from testkit.streams import put_all, wait_active
 
 # LocalStack accepts any key. The figures' Spark sources and producers, built from settings
 # like the services', find these fixed dummies, never the host's real profile.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 
 
 @contextmanager
@@ -51,13 +52,6 @@ def create_stream(url: str, shards: int) -> str:
     return name
 
 
-def wait_active(kinesis: Any, stream: str) -> None:
-    """Returns once the stream is ACTIVE (created, or done resharding), within 60 s."""
-    kinesis.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
-
-
 def event_records(count: int, seed: int = 5) -> list[Record]:
     factory = EventFactory(seed)
     return [to_record(event) for event in factory.random_events(count)]
@@ -77,20 +71,20 @@ def put_concurrently(
                 if not batches:
                     return
                 batch = batches.pop()
-            entries = [{"Data": r.data, "PartitionKey": r.partition_key} for r in batch]
-            while entries:
-                answer = kinesis.put_records(StreamName=stream, Records=entries)
-                entries = [
-                    entry
-                    for entry, result in zip(entries, answer["Records"], strict=True)
-                    if "ErrorCode" in result
-                ]
+            put_all(
+                kinesis, stream, [{"Data": r.data, "PartitionKey": r.partition_key} for r in batch]
+            )
 
     # Built before the clock starts (0.003-0.03 s each with botocore's loader warm, 0.5 s
     # for a process's first): the sink it is compared with reuses its workers' clients.
     clients = [client(url) for _ in range(threads)]
+    return timed_threads(work, clients)
+
+
+def timed_threads(work: Callable[[Any], None], arguments: list[Any]) -> float:
+    """Seconds from starting a thread running `work(argument)` per argument to the last's end."""
     started = time.perf_counter()
-    workers = [threading.Thread(target=work, args=(kinesis,)) for kinesis in clients]
+    workers = [threading.Thread(target=work, args=(argument,)) for argument in arguments]
     for worker in workers:
         worker.start()
     for worker in workers:

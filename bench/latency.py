@@ -78,11 +78,13 @@ def measure_rate(
     rate: int,
     seconds: float,
     inspect: Callable[[Any], None] = lambda _query: None,
+    shards: int = SHARDS,
 ) -> dict[str, Any]:
-    """The figure at `rate`; `inspect` sees the query once the run is over, before it stops."""
+    """The figure at `rate` on a stream of `shards`; `inspect` sees the query once the run
+    is over, before it stops."""
     count = int(rate * seconds)
     with fresh_localstack() as url, tempfile.TemporaryDirectory() as work:
-        stream = create_stream(url, SHARDS)
+        stream = create_stream(url, shards)
         settings = consumer_settings(stream, url, work)
         query = start_query(spark, settings)
         _wait_for_first_trigger(query)
@@ -115,6 +117,7 @@ def measure_rate(
     latencies = sorted(watcher.latencies)
     return {
         "rate": rate,
+        "shards": shards,
         "seconds": seconds,
         "sent": sent,
         "achieved_rate": sent / sent_in,
@@ -166,8 +169,13 @@ def _median(values: list[float]) -> float | None:
     return sorted(values)[len(values) // 2] if values else None
 
 
-def measure(spark: SparkSession, rates: tuple[int, ...], seconds: float) -> list[dict[str, Any]]:
+def keep_every_progress(spark: SparkSession) -> None:
+    """Every trigger reports progress, and every batch's is kept, so that jobs are divided
+    by every batch that ran them."""
     spark.conf.set("spark.sql.streaming.noDataProgressEventInterval", "0")
-    # Every batch's progress kept, so that jobs are divided by every batch that ran them.
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "10000")
+
+
+def measure(spark: SparkSession, rates: tuple[int, ...], seconds: float) -> list[dict[str, Any]]:
+    keep_every_progress(spark)
     return [measure_rate(spark, rate, seconds) for rate in rates]

@@ -4,7 +4,7 @@ It runs figure 3's set-up (the consumer's own query at 200 events/s, the
 stack's default trigger) and prints, for each batch, the phases Spark times
 (`durationMs`: planning the batch's offsets, planning the query, the batch's
 one job and the sink, the offset and commit logs), then the last jobs' stages
-and tasks from Spark's REST API: the job's read stage (a task per shard:
+and tasks from Spark's REST API: the job's read stage (a task per `shardsPerTask` shards:
 GetRecords, parsing, the shuffle write) and its state stage (deduplication in
 RocksDB, the sink's Parquet writes).
 """

@@ -175,6 +175,53 @@ def _cold_rows(cold: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _connect_rows(connect: dict[str, Any]) -> list[Row]:
+    resident, peak = connect["resident_bytes"], connect["peak_bytes"]
+    memory = {
+        service: f"{resident[service] / MIB:,.0f} MiB ({peak[service] / MIB:,.0f} MiB)"
+        for service in resident
+    }
+    sides = {side: connect[side]["rounds"] for side in ("connect", "in_process")}
+    first = {side: _median([r["first_row_s"] for r in rounds]) for side, rounds in sides.items()}
+    every = {
+        side: ", ".join(f"{r['first_row_s']:.2f}" for r in rounds) for side, rounds in sides.items()
+    }
+    return [
+        (
+            "11. Spark Connect server (connect profile): `up` to its first answer",
+            f"{connect['connect_answered_s']:.1f} s",
+            f"the consumer, started with it: `query started` at "
+            f"{connect['consumer_query_started_s']:.1f} s",
+            f"{connect['connect_answered_s'] / connect['consumer_query_started_s']:.2f}x",
+            "",
+            "",
+        ),
+        (
+            "11. Spark Connect server: resident memory once up (peak)",
+            memory["spark-connect"],
+            f"the consumer {memory['consumer']}",
+            f"{resident['spark-connect'] / resident['consumer']:.2f}x",
+            "",
+            "",
+        ),
+        (
+            f"11. The tutorial's read through Connect, {connect['records']:,} records: "
+            "`start()` to the first row (median of rounds)",
+            f"{first['connect']:.2f} s (rounds {every['connect']})",
+            f"in-process Spark on the host, same records: {first['in_process']:.2f} s "
+            f"(rounds {every['in_process']})",
+            f"{first['connect'] / first['in_process']:.2f}x",
+            "",
+            "",
+        ),
+    ]
+
+
 def _sink_rows(sink: dict[str, Any]) -> list[Row]:
     rates = sink["records_per_s"]
     count = f"{sink['records']:,} rows, fresh {sink['shards']}-shard stream each"
@@ -225,28 +272,30 @@ def _batch_read_rows(read: dict[str, Any]) -> list[Row]:
 
 def _limited_drain_rows(drain: dict[str, Any]) -> list[Row]:
     limit = drain["limit_megabytes_per_s"]
-    spark = drain["spark"]
+    spark, one = drain["spark"], drain["one_shard_per_task"]
     return [
         (
             f"10. Drain under AWS's read limits (the proxy; bytes scaled 1/"
             f"{drain['limit_scale']}, maxFetchRate too), {drain['megabytes']:.0f} MB in "
-            f"{drain['records']:,} records on {drain['shards']} shards: Spark's batches",
+            f"{drain['records']:,} records on {drain['shards']} shards, "
+            f"{drain['task_slots']} task slots: Spark's batches",
             f"{drain['megabytes'] / spark['batch_seconds']:.2f} MB/s "
             f"({drain['spark_batches_vs_limit']:.2f}x the limit)",
             f"the limit {limit:.2f} MB/s; plain boto3 reader through the same proxy "
             f"{drain['megabytes'] / drain['plain_seconds']:.2f} MB/s "
-            f"({drain['plain_vs_limit']:.2f}x)",
+            f"({drain['plain_vs_limit']:.2f}x); reads refused: Spark "
+            f"{drain['spark_refused_reads']}, plain {drain['plain_refused_reads']}",
             f"{drain['spark_batches_vs_limit']:.2f}x",
-            "",
-            f"reads refused: Spark {drain['spark_refused_reads']}, "
-            f"plain {drain['plain_refused_reads']}",
+            "≥ 0.90x, none refused",
+            _verdict(drain["spark_batches_vs_limit"] >= 0.9 and not drain["spark_refused_reads"]),
         ),
         (
-            f"10. the same, as a share of what {drain['task_slots']} task slot(s) can read "
-            "(a paced task keeps its slot while it waits: one shard per slot at a time)",
-            f"{drain['megabytes'] / spark['batch_seconds']:.2f} MB/s",
-            f"{drain['task_slots']} x {limit / drain['shards']:.2f} MB/s",
-            f"{drain['spark_batches_vs_slots_limit']:.2f}x",
+            "10. the same drain, one shard per task (`shardsPerTask=1`, as before), same run",
+            f"{drain['megabytes'] / spark['batch_seconds']:.2f} MB/s "
+            f"({drain['spark_batches_vs_limit']:.2f}x the limit)",
+            f"one shard per task: {drain['megabytes'] / one['batch_seconds']:.2f} MB/s "
+            f"({drain['one_shard_per_task_vs_limit']:.2f}x the limit)",
+            f"{one['batch_seconds'] / spark['batch_seconds']:.2f}x",
             "",
             "",
         ),
@@ -258,6 +307,62 @@ def _limited_drain_rows(drain: dict[str, Any]) -> list[Row]:
             "",
             "",
         ),
+    ]
+
+
+def _many_shards_latency_rows(figure: dict[str, Any]) -> list[Row]:
+    few, many = figure["runs"]["2"], figure["runs"]["16"]
+    return [
+        (
+            f"12. End-to-end latency p50 at {many['rate']} rec/s on 16 shards "
+            f"(achieved {many['achieved_rate']:,.0f}), {many['trigger']} trigger, "
+            f"{many['seen']:,} of {many['sent']:,} events in the sink",
+            f"p50 {many['p50_s']:.2f} s, p99 {many['p99_s']:.2f} s; median batch "
+            f"{many['batch_ms_median'] / 1000:.2f} s ({_phases(many)})",
+            f"2 shards, same run: p50 {few['p50_s']:.2f} s, p99 {few['p99_s']:.2f} s; median "
+            f"batch {few['batch_ms_median'] / 1000:.2f} s ({_phases(few)})",
+            f"{figure['p50_ratio']:.2f}x",
+            "≤ 1.3x",
+            _verdict(figure["p50_ratio"] <= 1.3),
+        )
+    ]
+
+
+def _many_shards_handful_rows(figure: dict[str, Any]) -> list[Row]:
+    few, many = figure["runs"]["4"], figure["runs"]["64"]
+    return [
+        (
+            f"13. Median batch on 64 shards at {many['rate']} rec/s (a handful of records a "
+            f"batch; {many['batches']} batches), {many['trigger']} trigger",
+            f"{many['batch_ms_median']:.0f} ms ({_phases(many)})",
+            f"4 shards, same records and run: {few['batch_ms_median']:.0f} ms ({_phases(few)})",
+            f"{figure['batch_ratio']:.2f}x",
+            "≤ 1.5x",
+            _verdict(figure["batch_ratio"] <= 1.5),
+        )
+    ]
+
+
+def _many_shards_planning_rows(figure: dict[str, Any]) -> list[Row]:
+    quiet, looked = figure["no_look"], figure["every_shard_looked_at"]
+
+    def parts(plan: dict[str, Any]) -> str:
+        return (
+            f"{plan['ms_median']:.0f} ms (max {plan['ms_max']:.0f}; ListShards "
+            f"{plan['listing_ms_median']:.0f} ms of it; {plan['looks_per_round']:.0f} GetRecords)"
+        )
+
+    return [
+        (
+            f"14. The planner on {figure['shards']} shards (`latestOffset`, median of "
+            f"{quiet['rounds']}), no shard needing a look, without the shard listing (once a "
+            "listing interval, default 1 s)",
+            f"{quiet['without_listing_ms_median']:.0f} ms; with it {parts(quiet)}",
+            f"every shard looked at (idle stream): {parts(looked)}",
+            f"{quiet['without_listing_ms_median'] / 100:.2f}x the target",
+            "< 100 ms",
+            _verdict(quiet["without_listing_ms_median"] < 100),
+        )
     ]
 
 
@@ -293,6 +398,10 @@ def table(results: dict[str, Any]) -> str:
         ("batch_read", _batch_read_rows),
         ("edit_to_running", _edit_rows),
         ("drain_under_limits", _limited_drain_rows),
+        ("connect", _connect_rows),
+        ("many_shards_latency", _many_shards_latency_rows),
+        ("many_shards_handful", _many_shards_handful_rows),
+        ("many_shards_planning", _many_shards_planning_rows),
     )
     for key, build in builders:
         figure = results.get(key)

@@ -30,7 +30,7 @@ from pyspark.sql import SparkSession
 from bench.drain import plain_reader
 from bench.emulator import create_stream, event_records, put_concurrently
 from bench.ingest import put_one_by_one
-from tests.clients import REGION
+from testkit.clients import REGION
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from producer.settings import ShardRenewalSettings
 from bench.coldstart import Stack, stamped_lines
 from bench.emulator import client, create_stream, event_records
 from settings_docs.stack import LocalStackSettings
-from tests.localstack import running_localstack
+from testkit.localstack import running_localstack
 
 HERE = Path(__file__).resolve().parent
 CALL_LEVELS = (0, 100_000, 290_000)

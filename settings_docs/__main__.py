@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from consumer.settings import ConsumerSettings
+from kinesis_connection import KinesisConnection
+from kinesis_proxy import ProxySettings
 from producer.settings import ProducerSettings, ShardRenewalSettings
 
 from settings_docs.render import (
@@ -21,7 +23,9 @@ from settings_docs.render import (
 )
 from settings_docs.stack import (
     ClusterSettings,
+    ConnectServerSettings,
     ConsumerContainerSettings,
+    KinesisProxyContainerSettings,
     LocalStackSettings,
     NotebookSettings,
     RealAwsSettings,
@@ -31,16 +35,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = (
     Section(
         "Kinesis (producer, consumer and LocalStack)",
-        (ProducerSettings, ConsumerSettings),
-        only=("kinesis_stream_name", "aws_region", "kinesis_endpoint_url", "kinesis_shard_count"),
+        (KinesisConnection, ProducerSettings),
+        only=(*KinesisConnection.model_fields, "kinesis_shard_count"),
     ),
     Section("LocalStack", (LocalStackSettings,)),
     Section("Producer", (ProducerSettings,)),
     Section("Shard renewal (LocalStack only)", (ShardRenewalSettings,)),
     Section("Consumer (Spark)", (ConsumerSettings, ConsumerContainerSettings)),
     Section("Cluster profile", (ClusterSettings,)),
+    Section("Spark Connect profile", (ConnectServerSettings,)),
     Section("Notebook profile", (NotebookSettings,)),
     Section("Real AWS (docker-compose.aws.yml)", (RealAwsSettings,)),
+    Section(
+        "Kinesis proxy (docker-compose.proxy.yml, make up-proxy)",
+        (KinesisProxyContainerSettings, ProxySettings),
+    ),
 )
 
 

@@ -52,7 +52,16 @@ class Setting:
 
 
 def field_docs(settings_class: type[BaseSettings]) -> dict[str, str]:
-    """Each field's attribute docstring, on one line."""
+    """Each field's attribute docstring, on one line, from the class and the classes it
+    extends (the services' shared `KinesisConnection`)."""
+    docs: dict[str, str] = {}
+    for cls in reversed(settings_class.__mro__):
+        if issubclass(cls, BaseSettings) and not cls.__module__.startswith("pydantic"):
+            docs |= _own_field_docs(cls)
+    return docs
+
+
+def _own_field_docs(settings_class: type[BaseSettings]) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(settings_class)))
     body = tree.body[0].body  # type: ignore[attr-defined]  # the class definition
     docs = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.waiting import wait_until
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 

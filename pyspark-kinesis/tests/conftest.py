@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kinesis_proxy import Behaviours, running_proxy
 from pyspark.sql import SparkSession
 
-from tests.kinesis_proxy import Behaviours, running_proxy
+from testkit.streams import read_stream
 
 # Every behaviour of the AWS-faithful proxy on, at rates a test of a few hundred records
 # meets: AWS's read, write and control-plane limits, empty pages while records wait,
@@ -47,18 +48,7 @@ def stream_contents(kinesis_client):  # type: ignore[no-untyped-def]
     """Reads every Kinesis record a stream holds now, all shards, as (shard, record) pairs."""
 
     def read(stream: str) -> list[tuple[str, dict[str, Any]]]:
-        found: list[tuple[str, dict[str, Any]]] = []
-        for shard in kinesis_client.list_shards(StreamName=stream)["Shards"]:
-            iterator = kinesis_client.get_shard_iterator(
-                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            while iterator:
-                answer = kinesis_client.get_records(ShardIterator=iterator, Limit=10_000)
-                found.extend((shard["ShardId"], record) for record in answer["Records"])
-                if answer.get("MillisBehindLatest", 0) == 0 and not answer["Records"]:
-                    break
-                iterator = answer.get("NextShardIterator")
-        return found
+        return [(read.shard_id, read.record) for read in read_stream(kinesis_client, stream)]
 
     return read
 

@@ -7,6 +7,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark_kinesis.batch import parents_first
 from pyspark_kinesis.shards import Shard
 
+from testkit.streams import wait_active
+
 pytestmark = pytest.mark.unit
 
 
@@ -39,13 +41,14 @@ def test_parents_come_before_their_children() -> None:
     assert [shard.shard_id[-1] for shard in parents_first(shards)] == ["0", "1", "2", "3"]
 
 
-def test_reads_every_record_from_trim_horizon_one_partition_per_shard(
+def test_reads_every_record_from_trim_horizon_shards_per_task_to_a_partition(
     spark, kinesis_endpoint, kinesis_client, stream_factory
 ):
     stream = stream_factory(shards=3)
     put(kinesis_client, stream, range(300))
-    frame = read(spark, kinesis_endpoint, stream)
-    assert frame.rdd.getNumPartitions() == 3
+    assert read(spark, kinesis_endpoint, stream).rdd.getNumPartitions() == 1  # default: 8
+    frame = read(spark, kinesis_endpoint, stream, shardsPerTask="2")
+    assert frame.rdd.getNumPartitions() == 2
     assert sorted(numbers(frame)) == list(range(300))
 
 
@@ -67,8 +70,9 @@ def test_ending_timestamp_leaves_out_later_records(
     assert sorted(numbers(frame)) == list(range(20 - len(later)))
 
 
+@pytest.mark.parametrize("shards_per_task", ["1", "3"])
 def test_a_split_stream_reads_the_parent_before_its_children(
-    spark, kinesis_endpoint, kinesis_client, stream_factory
+    spark, kinesis_endpoint, kinesis_client, stream_factory, shards_per_task
 ):
     stream = stream_factory(shards=1)
     put(kinesis_client, stream, range(20), key="same-key")
@@ -78,22 +82,21 @@ def test_a_split_stream_reads_the_parent_before_its_children(
     kinesis_client.split_shard(
         StreamName=stream, ShardToSplit=parent["ShardId"], NewStartingHashKey=str((low + high) // 2)
     )
-    kinesis_client.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
+    wait_active(kinesis_client, stream)
     put(kinesis_client, stream, range(20, 40), key="same-key")
-    frame = read(spark, kinesis_endpoint, stream)
+    # A task each, or the three in one task: the children's reads wait for the parent's.
+    frame = read(spark, kinesis_endpoint, stream, shardsPerTask=shards_per_task)
     assert numbers(frame) == list(range(40))  # one key: in order across the split
 
 
-def test_two_streams_in_one_read_one_partition_per_shard_rows_told_apart_by_stream(
+def test_two_streams_in_one_read_shards_per_task_over_both_rows_told_apart_by_stream(
     spark, kinesis_endpoint, kinesis_client, stream_factory
 ):
     orders, payments = stream_factory(shards=2), stream_factory(shards=1)
     put(kinesis_client, orders, range(50))
     put(kinesis_client, payments, range(100, 130))
-    frame = read(spark, kinesis_endpoint, f"{orders} , {payments}")
-    assert frame.rdd.getNumPartitions() == 3
+    frame = read(spark, kinesis_endpoint, f"{orders} , {payments}", shardsPerTask="2")
+    assert frame.rdd.getNumPartitions() == 2
     rows = frame.selectExpr("streamName", "CAST(data AS STRING) AS n").collect()
     by_stream = {
         name: sorted(int(row.n) for row in rows if row.streamName == name)

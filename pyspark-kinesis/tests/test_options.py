@@ -376,7 +376,15 @@ def test_unknown_starting_position_is_rejected() -> None:
     assert "startingPosition" in error_of(streamName="events", startingPosition="OLDEST")
 
 
-@pytest.mark.parametrize("time", ['"2024-01-01T00:00:00Z"', "1704067200"])
+@pytest.mark.parametrize(
+    "time",
+    [
+        '"01/01/2024 00:00:00 UTC"',
+        '"12/31/2023 16:00:00 PST"',
+        '"2024-01-01T00:00:00Z"',
+        "1704067200",
+    ],
+)
 def test_databricks_at_timestamp_json(time: str) -> None:
     options = parse(initialPosition=f'{{"at_timestamp": {time}}}')
     assert (options.starting_position, options.shard_starting_positions) == (

@@ -23,11 +23,11 @@ from pyspark_kinesis.aggregation import user_records
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.options import KinesisOptions
 
-from tests.waiting import wait_until
+from testkit.clients import REGION
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
-REGION = "us-east-1"
 ACCESS_KEY, SECRET_KEY = "test", "test"  # qubole's README's placeholders, LocalStack's keys
 QUBOLE_WORDS = ["Kinesis", "Connector", "for", "Apache", "Spark"]
 DEADLINE_S = 120.0

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.credentials import RefreshableCredentials
+from kinesis_proxy import Behaviours
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark_kinesis.client import KinesisSourceError, make_client
 from pyspark_kinesis.positions import TRIM_HORIZON
@@ -23,7 +24,7 @@ from pyspark_kinesis.shards import (
 from pyspark_kinesis.source import DEFAULT_MAX_RECORDS_PER_SHARD, KinesisStreamReader
 from test_reading import SHARD_0, options_for, shard_ids
 
-from tests.kinesis_proxy import Behaviours
+from testkit.streams import wait_active
 
 pytestmark = pytest.mark.unit
 
@@ -246,7 +247,7 @@ def test_a_reshard_is_planned_once_the_listing_interval_has_passed(
     kinesis_client.split_shard(
         StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127)
     )
-    kinesis_client.get_waiter("stream_exists").wait(StreamName=stream)
+    wait_active(kinesis_client, stream)
     children = set(shard_ids(kinesis_client, stream)) - {parent}
     assert len(children) == 2
     deadline = time.monotonic() + DEADLINE_S

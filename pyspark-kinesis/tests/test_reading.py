@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kinesis_proxy import Behaviours
 from pyspark.sql.streaming.datasource import ReadAllAvailable
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
 from pyspark_kinesis.options import KinesisOptions
@@ -16,11 +17,11 @@ from pyspark_kinesis.reading import Peek, ShardEnd, TakeRead, peek_from_end, pee
 from pyspark_kinesis.shards import Take
 from pyspark_kinesis.source import KinesisStreamReader
 
-from tests.kinesis_proxy import Behaviours
+from testkit.clients import REGION
+from testkit.streams import wait_active
 
 pytestmark = pytest.mark.unit
 
-REGION = "us-east-1"
 SHARD_0 = "shardId-000000000000"
 RESHARD_DEADLINE_S = 60.0
 
@@ -44,16 +45,6 @@ def put(kinesis_client: Any, stream: str, count: int, first: int = 0) -> list[st
         ]
         for n in range(first, first + count)
     ]
-
-
-def wait_until_active(kinesis_client: Any, stream: str) -> None:
-    deadline = time.monotonic() + RESHARD_DEADLINE_S
-    while time.monotonic() < deadline:
-        summary = kinesis_client.describe_stream_summary(StreamName=stream)
-        if summary["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE":
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{stream} not ACTIVE again within {RESHARD_DEADLINE_S}s")
 
 
 def let_time_pass(since_s: float) -> None:
@@ -259,7 +250,7 @@ def test_split_parent_is_ended_once_drained(
     kinesis_client.split_shard(
         StreamName=stream, ShardToSplit=SHARD_0, NewStartingHashKey=str(2**127)
     )
-    wait_until_active(kinesis_client, stream)
+    wait_active(kinesis_client, stream)
     _, end = take(client, options)
     assert (end.records, end.ended) == (3, True)
     drained = peek_shard(client, options, SHARD_0, end.position, until_s=time.time())
@@ -273,7 +264,7 @@ def test_merged_parents_are_ended_once_drained(
     options = options_for(kinesis_endpoint, stream)
     first, second = sorted(shard_ids(kinesis_client, stream))
     kinesis_client.merge_shards(StreamName=stream, ShardToMerge=first, AdjacentShardToMerge=second)
-    wait_until_active(kinesis_client, stream)
+    wait_active(kinesis_client, stream)
     client = make_client(options)
     ends = [take(client, options, shard_id=shard_id)[1] for shard_id in (first, second)]
     assert [end.ended for end in ends] == [True, True]

@@ -6,10 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from kinesis_proxy import Behaviours
 from pyspark.sql import DataFrame, SparkSession
 from pyspark_kinesis.aggregation import user_records
-
-from tests.kinesis_proxy import Behaviours
 
 pytestmark = pytest.mark.unit
 

@@ -10,6 +10,7 @@ from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, at_timestam
 from pyspark_kinesis.starting_positions import (
     StartingPositionError,
     StartingPositions,
+    databricks_default_time,
     java_pattern_time,
     parse_starting_positions,
 )
@@ -53,6 +54,33 @@ def test_databricks_at_timestamp_with_a_java_format() -> None:
     )
     expected = datetime(2020, 6, 25, 17, 23, 45, tzinfo=UTC).timestamp()
     assert starting(text) == StartingPositions(at_timestamp(expected), {})
+
+
+def test_databricks_at_timestamp_without_a_format_reads_their_default_pattern() -> None:
+    # Databricks' own example, as their page writes it.
+    text = json.dumps({"at_timestamp": "06/25/2020 10:23:45 PDT"})
+    expected = datetime(2020, 6, 25, 17, 23, 45, tzinfo=UTC).timestamp()
+    assert starting(text) == StartingPositions(at_timestamp(expected), {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("06/25/2020 10:23:45 PDT", datetime(2020, 6, 25, 17, 23, 45, tzinfo=UTC)),
+        ("12/31/2020 23:59:59 UTC", datetime(2020, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("01/02/2021 03:04:05 -0500", datetime(2021, 1, 2, 8, 4, 5, tzinfo=UTC)),
+        # Before Databricks' default was known: ISO-8601 and epoch seconds, still accepted.
+        ("2020-06-25T17:23:45Z", datetime(2020, 6, 25, 17, 23, 45, tzinfo=UTC)),
+        ("1593105825", datetime(2020, 6, 25, 17, 23, 45, tzinfo=UTC)),
+    ],
+)
+def test_databricks_default_time(text: str, expected: datetime) -> None:
+    assert databricks_default_time(text) == expected.timestamp()
+
+
+def test_databricks_default_time_names_the_pattern_it_tried() -> None:
+    with pytest.raises(StartingPositionError, match=r"MM/dd/yyyy HH:mm:ss ZZZ.*format"):
+        databricks_default_time("25 June 2020")
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,13 @@ import boto3
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from botocore.config import Config
+from kinesis_proxy import Behaviours
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from tests.kinesis_proxy import Behaviours
-from tests.waiting import wait_until
+from testkit.streams import put_all, wait_active
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -68,13 +69,40 @@ class BatchLog:
         return sorted(row["n"] for rows in self.batches.values() for row in rows)
 
 
+class PartitionLog(BatchLog):
+    """A BatchLog that also keeps how many partitions (tasks) each batch read with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitions: dict[int, int] = {}
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        self.partitions[batch_id] = batch.rdd.getNumPartitions()
+        super().__call__(batch, batch_id)
+
+
+def by_shard(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """A batch's rows by (stream, shard), each shard's in the order read: a task reads its
+    shards at once, so only each shard's own order is fixed."""
+    shards: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        shards[row["streamName"], row["shardId"]].append(row)
+    return dict(shards)
+
+
+def forget_commit(checkpoint: Path, batch_id: int) -> None:
+    """A crash after the batch ran but before Spark recorded it as committed."""
+    (checkpoint / "commits" / str(batch_id)).unlink()
+    (checkpoint / "commits" / f".{batch_id}.crc").unlink(missing_ok=True)
+
+
 def run(frame: DataFrame, log: BatchLog, checkpoint: Path, **trigger: Any) -> StreamingQuery:
     writer = frame.writeStream.foreachBatch(log).option("checkpointLocation", str(checkpoint))
     return writer.trigger(**(trigger or {"availableNow": True})).start()
 
 
-def drain(frame: DataFrame, checkpoint: Path) -> BatchLog:
-    log = BatchLog()
+def drain(frame: DataFrame, checkpoint: Path, log: BatchLog | None = None) -> BatchLog:
+    log = log or BatchLog()
     query = run(frame, log, checkpoint)
     assert query.awaitTermination(DEADLINE_S), "availableNow query did not finish"
     return log
@@ -216,12 +244,10 @@ def test_a_replayed_batch_returns_the_very_same_records(
     first = drain(frame, checkpoint)
     assert (noted() > 0) == (notes != "none")
     last_batch = max(first.batches)
-    # A crash after the batch ran but before Spark recorded it as committed:
-    (checkpoint / "commits" / str(last_batch)).unlink()
-    (checkpoint / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
+    forget_commit(checkpoint, last_batch)
     put(kinesis_client, stream, messages(40, 10))  # must not leak into the replay
     second = drain(frame, checkpoint)
-    assert second.batches[last_batch] == first.batches[last_batch]
+    assert by_shard(second.batches[last_batch]) == by_shard(first.batches[last_batch])
     assert sorted(first.numbers + second.numbers) == sorted(
         list(range(50)) + [row["n"] for row in first.batches[last_batch]]
     )
@@ -239,12 +265,6 @@ def test_available_now_with_a_record_limit_drains_in_bounded_batches_and_stops(
     assert log.numbers == list(range(55))
     assert max(len(rows) for rows in log.batches.values()) <= 10
     assert len(log.batches) >= 6
-
-
-def _wait_active(kinesis_client, stream: str) -> None:
-    kinesis_client.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
 
 
 def _open_shards(kinesis_client, stream: str) -> list[dict[str, Any]]:
@@ -283,7 +303,7 @@ def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
             ShardToSplit=parent["ShardId"],
             NewStartingHashKey=str((low + high) // 2),
         )
-        _wait_active(kinesis_client, stream)
+        wait_active(kinesis_client, stream)
         put_round()
         children = sorted(
             _open_shards(kinesis_client, stream),
@@ -294,7 +314,7 @@ def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
             ShardToMerge=children[0]["ShardId"],
             AdjacentShardToMerge=children[1]["ShardId"],
         )
-        _wait_active(kinesis_client, stream)
+        wait_active(kinesis_client, stream)
         put_round()
         wait_until(lambda: len(log.numbers) >= 90, "all 90 records", deadline_s=DEADLINE_S)
         # Give the query a few more triggers to show nothing is read twice.
@@ -408,7 +428,7 @@ def by_stream(log: BatchLog) -> dict[str, list[int]]:
     return {name: sorted(found) for name, found in numbers.items()}
 
 
-def test_two_streams_in_one_query_share_the_trigger_limit_and_replay_a_batch_exactly(
+def test_two_streams_in_one_query_share_the_trigger_limit_and_tasks_and_replay_exactly(
     spark, read_endpoint, kinesis_client, stream_factory, tmp_path
 ):
     orders, payments = stream_factory(2), stream_factory(1)
@@ -421,19 +441,23 @@ def test_two_streams_in_one_query_share_the_trigger_limit_and_replay_a_batch_exa
         startingPosition="TRIM_HORIZON",
         maxRecordsPerTrigger="10",
         metadataPath=str(tmp_path / "ends"),
+        shardsPerTask="2",
     )
     checkpoint = tmp_path / "checkpoint"
-    first = drain(frame, checkpoint)
+    first = PartitionLog()
+    drain(frame, checkpoint, first)
     assert by_stream(first) == {orders: list(range(30)), payments: list(range(100, 120))}
     assert max(len(rows) for rows in first.batches.values()) <= 10
+    # The shards with records of both streams, two to a task.
+    assert 3 in {len(by_shard(rows)) for rows in first.batches.values()}
+    for batch_id, rows in first.batches.items():
+        assert first.partitions[batch_id] == -(-len(by_shard(rows)) // 2)
     last_batch = max(first.batches)
-    # A crash after the batch ran but before Spark recorded it as committed:
-    (checkpoint / "commits" / str(last_batch)).unlink()
-    (checkpoint / "commits" / f".{last_batch}.crc").unlink(missing_ok=True)
+    forget_commit(checkpoint, last_batch)
     put(kinesis_client, orders, messages(30, 5))  # must not leak into the replay
     put(kinesis_client, payments, messages(120, 5))
     second = drain(frame, checkpoint)
-    assert second.batches[last_batch] == first.batches[last_batch]
+    assert by_shard(second.batches[last_batch]) == by_shard(first.batches[last_batch])
     replayed = {row["n"] for row in first.batches[last_batch]}
     assert sorted(set(second.numbers) - replayed) == [*range(30, 35), *range(120, 125)]
 
@@ -474,7 +498,7 @@ def test_one_stream_split_while_the_other_is_not_keeps_each_key_in_order(
     kinesis_client.split_shard(
         StreamName=split, ShardToSplit=parent["ShardId"], NewStartingHashKey=str(middle)
     )
-    _wait_active(kinesis_client, split)
+    wait_active(kinesis_client, split)
     put_round()
     second = drain(frame, tmp_path)
     assert sorted(first.numbers + second.numbers) == list(range(48))  # 2 rounds x 2 x 2 x 6
@@ -501,17 +525,9 @@ def test_throttling_is_waited_out_and_nothing_is_skipped(
     )
     stream = "throttled"
     client.create_stream(StreamName=stream, ShardCount=2)
-    client.get_waiter("stream_exists").wait(
-        StreamName=stream, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
+    wait_active(client, stream)
     pending = [{"Data": json.dumps({"n": n}).encode(), "PartitionKey": str(n)} for n in range(200)]
-    while pending:
-        answer = client.put_records(StreamName=stream, Records=pending)
-        pending = [
-            entry
-            for entry, result in zip(pending, answer["Records"], strict=True)
-            if "ErrorCode" in result
-        ]
+    put_all(client, stream, pending)
     frame = source(
         spark,
         throttling_proxy.url,
@@ -535,29 +551,6 @@ def test_available_now_drains_past_empty_pages_and_still_ends(
     )
     assert drain(frame, tmp_path).numbers == list(range(200))
     assert kinesis_proxy.events["empty_pages"] >= 4
-
-
-def test_under_aws_read_limits_a_query_is_never_throttled_and_loses_nothing(
-    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
-):
-    stream = stream_factory(2)
-    put(kinesis_client, stream, messages(0, 200))
-    kinesis_proxy.behaviours = Behaviours.aws()
-    # Small fetches: a batch takes several GetRecords calls from each shard in a row.
-    frame = source(
-        spark,
-        kinesis_proxy.url,
-        stream,
-        startingPosition="TRIM_HORIZON",
-        maxRecordsPerTrigger="100",
-        maxRecordsPerFetch="10",
-    )
-    assert drain(frame, tmp_path).numbers == list(range(200))
-    refused = {
-        event: kinesis_proxy.events[event]
-        for event in ("throttled_reads", "throttled_iterators", "limited_control_plane_calls")
-    }
-    assert refused == dict.fromkeys(refused, 0)
 
 
 def test_under_server_errors_and_dropped_connections_a_query_reads_every_record_once(

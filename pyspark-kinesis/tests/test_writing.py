@@ -6,6 +6,7 @@ import base64
 
 import pytest
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
+from kinesis_proxy import Behaviours
 from pyspark_kinesis.aggregation import AGGREGATE_MAX_BYTES, user_records
 from pyspark_kinesis.client import make_client
 from pyspark_kinesis.extra_options import SinkOptions
@@ -17,8 +18,6 @@ from pyspark_kinesis.writing import (
     StreamWriter,
     checked,
 )
-
-from tests.kinesis_proxy import Behaviours
 
 pytestmark = pytest.mark.unit
 

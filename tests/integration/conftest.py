@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,8 @@ from key_order import Position, keys_over_several_batches, order_violations
 from producer.events import EventFactory
 from testcontainers.compose import DockerCompose
 
-from tests.waiting import wait_until
+from testkit.streams import read_stream, wait_active
+from testkit.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCER_SEED = 1234
@@ -40,7 +40,7 @@ PRODUCER_COUNT = 300
 SHARDS = 2
 # Generous: on a loaded 2-core machine a JVM start alone has taken over two minutes.
 DEADLINE_S = 480.0
-# The whole suite runs with LocalStack refusing a share of PutRecords entries.
+# The whole suite runs with LocalStack refusing a share of PutRecords calls.
 THROTTLING_PROBABILITY = "0.2"
 # Whole-call answers a put from the host resends (AWS's, or the proxy's imitation of them).
 RETRYABLE_CALL_ERRORS = frozenset(
@@ -77,7 +77,7 @@ class Stack:
     # The Kinesis proxy (docker-compose.proxy.yml) on the host, when the stack runs through it.
     proxy: str = ""
 
-    # The shared helper (tests/waiting.py), with the stack's generous deadline.
+    # The shared helper (testkit/waiting.py), with the stack's generous deadline.
     wait_until = staticmethod(partial(wait_until, deadline_s=DEADLINE_S, poll_s=0.5))
 
     def kinesis(self) -> Any:
@@ -175,23 +175,11 @@ class Stack:
         order within a request and resends reorder. Parents are read before their
         children, as a key's records move from a parent shard to a child.
         """
-        client = self.kinesis()
-        shards = {
-            shard["ShardId"]: shard
-            for page in client.get_paginator("list_shards").paginate(StreamName="events")
-            for shard in page["Shards"]
-        }
-        parents = {
-            shard_id: {shard.get("ParentShardId"), shard.get("AdjacentParentShardId")} - {None}
-            for shard_id, shard in shards.items()
-        }
         order: dict[str, list[Position]] = {}
-        for shard_id in TopologicalSorter(parents).static_order():
-            if shard_id in shards:  # a parent past retention is listed by its children only
-                for record in _shard_records(client, shards[shard_id]):
-                    order.setdefault(record["PartitionKey"], []).append(
-                        (shard_id, record["SequenceNumber"])
-                    )
+        for read in read_stream(self.kinesis(), "events"):
+            order.setdefault(read.record["PartitionKey"], []).append(
+                (read.shard_id, read.record["SequenceNumber"])
+            )
         return order
 
     def localstack_ready(self) -> bool:
@@ -211,6 +199,28 @@ class Stack:
         if "exited" in self.service_state("consumer"):
             assert "cannot reach Kinesis" in self.run("logs", "consumer").stdout
             self.run("start", "consumer")
+
+    def wait_active(self) -> None:
+        """Returns once the stack's stream is ACTIVE (after a split or a merge)."""
+        wait_active(self.kinesis(), "events", DEADLINE_S, poll_s=0.5)
+
+    def kill_consumer_mid_stream(self, first_type: str, second_type: str) -> tuple[int, float]:
+        """The consumer SIGKILLed while it most likely reads, then started again.
+
+        A first share in the sink, so each key's events span the kill; then killed while
+        it is most likely reading the second share. Returns the events sent and when the
+        restart began.
+        """
+        self.wait_for_sink()
+        before = len(self.expected)
+        self.put_events(50, first_type)
+        self.wait_for_sink()
+        self.put_events(50, first_type)
+        self.run("kill", "-s", "SIGKILL", "consumer")
+        self.put_events(100, second_type)
+        started = time.monotonic()
+        self.run("start", "consumer")
+        return len(self.expected) - before, started
 
     def service_state(self, service: str) -> str:
         container = self.compose.get_container(service, include_all=True)
@@ -236,20 +246,6 @@ class Stack:
         return dict(
             wait_until(caught_up, f"{len(self.expected)} events in the sink", deadline_s, 0.5)
         )
-
-
-def _shard_records(client: Any, shard: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """A shard's records from TRIM_HORIZON: to its end if closed, to the latest if open."""
-    closed = "EndingSequenceNumber" in shard["SequenceNumberRange"]
-    iterator = client.get_shard_iterator(
-        StreamName="events", ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    while iterator:
-        answer = client.get_records(ShardIterator=iterator)
-        yield from answer["Records"]
-        if not closed and not answer["Records"] and answer["MillisBehindLatest"] == 0:
-            return
-        iterator = answer.get("NextShardIterator")
 
 
 def key_order_violations(stack: Stack) -> tuple[list[str], int]:

@@ -1,7 +1,7 @@
 """The whole stack through a Kinesis that behaves like AWS, every behaviour on.
 
 The stack runs from docker-compose.yml with docker-compose.proxy.yml: producer and
-consumer reach LocalStack only through the Kinesis proxy (tests/kinesis_proxy.py),
+consumer reach LocalStack only through the Kinesis proxy (services/kinesis-proxy),
 which enforces AWS's per-shard read and write limits, answers empty pages with
 MillisBehindLatest > 0, expires iterators after 30 s, shows records 1 s after
 their arrival, and answers 2% of data-plane calls each with KMSThrottlingException,
@@ -178,21 +178,9 @@ def test_oversized_records_meet_the_byte_limits(proxied, record_case):
 
 
 def test_consumer_killed_and_restarted_under_the_proxy(proxied, record_case):
-    proxied.wait_for_sink()
-    before = len(proxied.expected)
-    proxied.put_events(50, "message4")
-    proxied.wait_for_sink()
-    proxied.put_events(50, "message4")
-    proxied.run("kill", "-s", "SIGKILL", "consumer")
-    proxied.put_events(100, "message5")
-    started = time.monotonic()
-    proxied.run("start", "consumer")
+    sent, started = proxied.kill_consumer_mid_stream("message4", "message5")
     record_case(
-        proxied,
-        "consumer SIGKILL mid-stream, restarted",
-        len(proxied.expected) - before,
-        started,
-        RESTART_STALL_BOUND_S,
+        proxied, "consumer SIGKILL mid-stream, restarted", sent, started, RESTART_STALL_BOUND_S
     )
 
 

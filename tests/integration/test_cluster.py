@@ -16,8 +16,9 @@ def cluster(stack_factory) -> Iterator[Any]:
     with stack_factory(
         profiles=["cluster"],
         SPARK_MASTER="spark://spark-master:7077",
-        # Four shards, so the reading tasks can spread over both workers.
-        KINESIS_SHARD_COUNT="4",
+        # Sixteen shards: a batch's two reading tasks of eight (shardsPerTask's default)
+        # fill the two workers' single cores.
+        KINESIS_SHARD_COUNT="16",
     ) as started:
         yield started
 

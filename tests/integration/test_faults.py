@@ -30,18 +30,8 @@ def _producer_run(stack, seed: int, count: int, *, detach: bool, rate: int = 100
 
 
 def test_consumer_killed_mid_stream_resumes_without_loss_or_duplicates(stack, record_fault):
-    stack.wait_for_sink()
-    before = len(stack.expected)
-    # A first share in the sink, so each key's events span the kill; then killed
-    # while it is most likely reading the second share.
-    stack.put_events(50, "message1")
-    stack.wait_for_sink()
-    stack.put_events(50, "message1")
-    stack.run("kill", "-s", "SIGKILL", "consumer")
-    stack.put_events(100, "message2")
-    started = time.monotonic()
-    stack.run("start", "consumer")
-    record_fault("consumer SIGKILL mid-stream", len(stack.expected) - before, started)
+    sent, started = stack.kill_consumer_mid_stream("message1", "message2")
+    record_fault("consumer SIGKILL mid-stream", sent, started)
 
 
 def test_producer_killed_and_rerun_from_its_seed_creates_no_duplicates(stack, record_fault):
@@ -88,18 +78,6 @@ def _open_shards(client) -> list[dict[str, Any]]:
     )
 
 
-def _wait_active(stack, client) -> None:
-    stack.wait_until(
-        lambda: (
-            client.describe_stream_summary(StreamName="events")["StreamDescriptionSummary"][
-                "StreamStatus"
-            ]
-            == "ACTIVE"
-        ),
-        "the stream to be ACTIVE",
-    )
-
-
 def test_split_and_merge_while_data_flows(stack, record_fault):
     stack.wait_for_sink()
     client = stack.kinesis()
@@ -112,13 +90,13 @@ def test_split_and_merge_while_data_flows(stack, record_fault):
         ShardToSplit=first["ShardId"],
         NewStartingHashKey=str((low + high) // 2),
     )
-    _wait_active(stack, client)
+    stack.wait_active()
     stack.put_events(100, "message4")
     left, right = _open_shards(client)[:2]
     client.merge_shards(
         StreamName="events", ShardToMerge=left["ShardId"], AdjacentShardToMerge=right["ShardId"]
     )
-    _wait_active(stack, client)
+    stack.wait_active()
     started = time.monotonic()
     stack.put_events(100, "message5")
     record_fault("split then merge while data flows", len(stack.expected) - before, started)

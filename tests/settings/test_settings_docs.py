@@ -20,7 +20,7 @@ from settings_docs.render import Section, UndocumentedSettingError, settings, st
 
 pytestmark = pytest.mark.unit
 
-COMPOSE_FILES = ("docker-compose.yml", "docker-compose.aws.yml")
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.aws.yml", "docker-compose.proxy.yml")
 # ${NAME:-default} and ${NAME-default}; ${NAME:?message} has no default and is left out.
 _COMPOSE_DEFAULT = re.compile(r"\$\{(?P<name>[A-Z][A-Z0-9_]*):?-(?P<default>[^}]*)\}")
 

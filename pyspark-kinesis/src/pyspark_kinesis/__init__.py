@@ -16,9 +16,21 @@ installed the tutorial's code runs as written::
 See `pyspark_kinesis.source` for how batches replay exactly.
 """
 
+from importlib.metadata import version
+
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
 from pyspark_kinesis.source import SCHEMA, KinesisDataSource
 
+# Written once, in pyproject.toml; read from the installed package's metadata.
+__version__ = version("pyspark-kinesis")
+
 DefaultSource = KinesisDataSource
 
-__all__ = ["SCHEMA", "DefaultSource", "KinesisDataSource", "KinesisOptionError", "KinesisOptions"]
+__all__ = [
+    "SCHEMA",
+    "DefaultSource",
+    "KinesisDataSource",
+    "KinesisOptionError",
+    "KinesisOptions",
+    "__version__",
+]

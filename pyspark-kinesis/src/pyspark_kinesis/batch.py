@@ -5,9 +5,11 @@ The driver lists the shards once and fixes one instant, the planning time
 from its starting position up to the last record that arrived by then, the
 same bound a streaming batch uses (`Take`), so records arriving during the
 read are left out and every shard stops where it stood when the read was
-planned. One partition per shard of each stream, listed parents before
-children, so rows come out with a parent's records ahead of its children's.
-Several streams share the one instant.
+planned. The shards of each stream are listed parents before children and
+read `shardsPerTask` to a task, as a streaming batch's are; a child that
+shares its parent's task is read once the parent's read has ended, so rows
+come out with a parent's records ahead of its children's. Several streams
+share the one instant.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
 from pyspark_kinesis.positions import Position, at_timestamp
 from pyspark_kinesis.reading import TakeRead, listed_shards
 from pyspark_kinesis.shards import Shard, StreamShard, Take
-from pyspark_kinesis.source import SCHEMA, ShardBatch, _to_arrow
+from pyspark_kinesis.source import (
+    ShardBatch,
+    _to_arrow,
+    arrow_schema_of_rows,
+    read_group,
+    shard_groups,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,7 +59,8 @@ def parents_first(shards: Sequence[Shard]) -> list[Shard]:
 
 
 class KinesisBatchReader(DataSourceReader):
-    """Plans one partition per shard of each stream on the driver; each task reads its shard."""
+    """Plans on the driver: the shards of every stream, `shardsPerTask` to a task; each
+    task reads its shards at once."""
 
     def __init__(self, options: KinesisOptions, ending: BatchReadOptions) -> None:
         if options.starting_position.kind == "LATEST":
@@ -66,30 +75,28 @@ class KinesisBatchReader(DataSourceReader):
         until_s = self.ending.until_s if self.ending.until_s is not None else time.time()
         take = Take(until_s)
         client = make_client(self.options)
-        partitions: list[InputPartition] = []
+        batches: list[ShardBatch] = []
+        parents: dict[StreamShard, list[StreamShard]] = {}
         for name in self.options.stream_names:
             options = self.options.for_stream(name)
-            partitions.extend(
-                ShardBatch(
-                    StreamShard(name, shard.shard_id),
-                    _start_of(options, shard.shard_id, until_s),
-                    take,
-                )
-                for shard in parents_first(listed_shards(client, options))
-            )
-        return partitions
+            for shard in parents_first(listed_shards(client, options)):
+                key = StreamShard(name, shard.shard_id)
+                parents[key] = [StreamShard(name, parent) for parent in shard.parents]
+                batches.append(ShardBatch(key, _start_of(options, shard.shard_id, until_s), take))
+        return shard_groups(batches, self.options.shards_per_task, parents)
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        from pyspark.sql.pandas.types import to_arrow_schema  # noqa: PLC0415 (see source.read)
+        """Called on an executor: reads the task's shards at once (`read_group`)."""
+        return read_group(partition, self._read_shard)
 
-        assert isinstance(partition, ShardBatch)
-        arrow_schema = to_arrow_schema(SCHEMA, timezone="UTC")
-        options = self.options.for_stream(partition.shard.stream_name)
+    def _read_shard(self, batch: ShardBatch) -> Iterator[pa.RecordBatch]:
+        arrow_schema = arrow_schema_of_rows()
+        options = self.options.for_stream(batch.shard.stream_name)
         shard_read = TakeRead(
-            make_client(options), options, partition.shard.shard_id, partition.start, partition.take
+            make_client(options), options, batch.shard.shard_id, batch.start, batch.take
         )
         for chunk in shard_read:
-            yield _to_arrow(chunk, partition.shard, arrow_schema)
+            yield _to_arrow(chunk, batch.shard, arrow_schema)
 
 
 def _start_of(options: KinesisOptions, shard_id: str, until_s: float) -> Position:

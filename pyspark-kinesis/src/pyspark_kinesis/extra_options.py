@@ -12,13 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pyspark_kinesis.options import (
-    _DURATION,
-    _FIELD_BY_NAME,
-    _SECONDS_PER_UNIT,
-    KinesisOptionError,
-    KinesisOptions,
-)
+from pyspark_kinesis.durations import OPTION_UNITS, duration_s
+from pyspark_kinesis.options import _FIELD_BY_NAME, KinesisOptionError, KinesisOptions
 from pyspark_kinesis.starting_positions import StartingPositionError
 from pyspark_kinesis.starting_positions import epoch_seconds as _starting_epoch_seconds
 
@@ -184,10 +179,7 @@ def _bounded_int(
 def _duration_s(values: Mapping[str, str], name: str, default: float) -> float:
     if name not in values:
         return default
-    match = _DURATION.match(values[name].lower())
-    seconds = (
-        float(match["value"]) * _SECONDS_PER_UNIT.get(match["unit"] or "s", 1.0) if match else 0
-    )
+    seconds = duration_s(values[name], OPTION_UNITS) or 0.0
     if seconds <= 0:
         raise KinesisOptionError(
             f"{_names(name)} must be a duration longer than 0 such as '30s' or '5m', "

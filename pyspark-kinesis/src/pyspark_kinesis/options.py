@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from pyspark_kinesis import peer_options
+from pyspark_kinesis.durations import OPTION_UNITS, duration_s
 from pyspark_kinesis.positions import Position, parse_position
 from pyspark_kinesis.starting_positions import StartingPositionError, parse_starting_positions
 
@@ -60,6 +61,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
         "kinesis.getRecords.numberOfRecordsPerFetch",
     ),
     "max_fetch_rate_mb": ("maxFetchRate",),
+    "shards_per_task": ("shardsPerTask",),
     "min_fetch_period_s": ("minFetchPeriod",),
     # The same least time between two reads of a shard, in the peers' milliseconds.
     "fetch_interval_ms": ("kinesis.getRecords.fetchIntervalMs",),
@@ -88,6 +90,12 @@ DEFAULT_READ_RETRY_DEADLINE_S = 300.0
 MAX_RECORDS_PER_FETCH = 10_000
 # 4 GetRecords/s per shard, inside AWS's 5, counting the driver's look and the tasks together.
 DEFAULT_MIN_FETCH_PERIOD_S = 0.25
+# Shards one Spark task reads at once (Databricks' shardsPerTask, whose default is 5). A batch
+# runs in one wave of tasks while its shards with records are at most `shardsPerTask` per
+# task slot. The driver side of a Python data source cannot see the query's task slots
+# (Spark gives it the options and the schema), so the default is fixed: 8 per slot keeps a
+# 16-shard stream on 2 cores, or 64 shards on 8, in one wave (README: "Shards per task").
+DEFAULT_SHARDS_PER_TASK = 8
 # Least time between two listings of a stream's shards, as in all three peers (1 s): planning
 # reuses a younger listing, so resharding is seen within it and a trigger saves a call.
 DEFAULT_SHARD_LISTING_INTERVAL_S = 1.0
@@ -97,10 +105,6 @@ _STREAM_ARN = re.compile(
 # Kinesis endpoints name their region: kinesis.<region>.amazonaws.com, kinesis-fips.<region>...,
 # vpce-....kinesis.<region>.vpce.amazonaws.com. Both peers take the region from there.
 _ENDPOINT_REGION = re.compile(r"(?:^|\.)kinesis(?:-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.")
-_DURATION = re.compile(
-    r"^\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|sec|seconds?|m|min|minutes?)?\s*$"
-)
-_SECONDS_PER_UNIT = {"ms": 0.001, "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0}
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ class KinesisOptions:
     max_records_per_shard: int | None = None
     max_records_per_fetch: int = MAX_RECORDS_PER_FETCH
     max_fetch_rate_mb: float | None = None
+    shards_per_task: int = DEFAULT_SHARDS_PER_TASK
     min_fetch_period_s: float = DEFAULT_MIN_FETCH_PERIOD_S
     max_fetch_duration_s: float | None = None
     shard_listing_interval_s: float = DEFAULT_SHARD_LISTING_INTERVAL_S
@@ -187,6 +192,7 @@ class KinesisOptions:
                 MAX_RECORDS_PER_FETCH,
             ),
             max_fetch_rate_mb=_positive_float(values, "max_fetch_rate_mb"),
+            shards_per_task=_positive_int(values, "shards_per_task") or DEFAULT_SHARDS_PER_TASK,
             min_fetch_period_s=_min_fetch_period_s(values),
             max_fetch_duration_s=_positive_duration_s(values, "max_fetch_duration_s"),
             shard_listing_interval_s=_or_default(
@@ -384,14 +390,13 @@ def _positive_float(values: Mapping[str, str], name: str) -> float | None:
 def _duration_s(values: Mapping[str, str], name: str) -> float | None:
     if name not in values:
         return None
-    match = _DURATION.match(values[name].lower())
-    if match is None:
+    seconds = duration_s(values[name], OPTION_UNITS)
+    if seconds is None:
         raise KinesisOptionError(
             f"{_option_names(name)} must be a duration such as '200ms', '2s' or '1m', "
             f"not {values[name]!r}"
         )
-    unit = match["unit"] or "s"
-    return float(match["value"]) * _SECONDS_PER_UNIT.get(unit, 1.0)
+    return seconds
 
 
 def _or_default(value: float | None, default: float) -> float:

@@ -46,7 +46,10 @@ _NO_EFO = (
 _EFO_ONLY = (
     "it configures enhanced fan-out, which this source does not use (it reads with GetRecords)"
 )
-_ONE_TASK_PER_SHARD = "each shard with records is read by a Spark task of its own"
+_TASKS_BY_SHARDS_PER_TASK = (
+    "a batch runs one task per shardsPerTask shards with records: set shardsPerTask to change "
+    "how many tasks read"
+)
 _NOT_BUFFERED = (
     "a sink task sends a request once it holds maxRecordsPerRequest records or "
     "maxBytesPerRequest bytes, and the rest when its partition ends: no record waits for a time"
@@ -123,8 +126,7 @@ NOT_NEEDED: dict[str, NotNeeded] = {
     "fetchbuffersize": NotNeeded(
         "tasks read during their batch: nothing is prefetched or buffered between triggers"
     ),
-    "shardspertask": NotNeeded(_ONE_TASK_PER_SHARD),
-    "maxpartitions": NotNeeded(_ONE_TASK_PER_SHARD),
+    "maxpartitions": NotNeeded(_TASKS_BY_SHARDS_PER_TASK),
     "consumermode": NotNeeded(
         "polling is how this source reads", values=("polling",), refused=(("efo", _NO_EFO),)
     ),

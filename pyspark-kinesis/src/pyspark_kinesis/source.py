@@ -1,4 +1,4 @@
-"""The Spark-facing classes: the data source, its stream reader and the shard partition.
+"""The Spark-facing classes: the data source, its stream reader and the task's partition.
 
 Several streams
 ---------------
@@ -36,6 +36,12 @@ same end. That is exact only if the task saw every record the driver sees, so
 until the driver has seen a note, a batch takes only records that arrived
 VISIBILITY_MARGIN_S (2 s) before it was planned (`_planning_instant`).
 
+Tasks: a batch's shards with records are read `shardsPerTask` to a task
+(`shard_groups`), the shards of a task at once, each in a thread of its own
+with its own pace, note and end (`task_reading`), so a task takes about as
+long as its slowest shard. A batch runs in one wave of tasks while its shards
+with records are at most `shardsPerTask` per task slot.
+
 Pacing: the driver's look at a shard and the task reading it take turns, each
 starting when the previous reader's pace allows (wall-clock times carried in
 the partition and in the note): `minFetchPeriod` (default 250 ms) between
@@ -71,7 +77,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyspark.sql.datasource import (
@@ -135,6 +142,8 @@ from pyspark_kinesis.shards import (
     with_new_shards,
 )
 from pyspark_kinesis.sink import KinesisBatchWriter, KinesisStreamWriter, check_input_schema
+from pyspark_kinesis.task_groups import task_groups, waits_in_group
+from pyspark_kinesis.task_reading import read_at_once
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -252,24 +261,57 @@ def refuse_several_streams_to_write(options: KinesisOptions) -> None:
         )
 
 
-class ShardBatch(InputPartition):
+@dataclass(frozen=True)
+class ShardBatch:
     """What one batch takes from one shard of one stream: `take` after `start`.
 
     `not_before_s` is when the driver's look at the shard lets the task read it.
     """
 
-    def __init__(
-        self, shard: StreamShard, start: Position, take: Take, not_before_s: float = 0.0
-    ) -> None:
-        super().__init__(str(shard))
-        self.shard = shard
-        self.start = start
-        self.take = take
-        self.not_before_s = not_before_s
+    shard: StreamShard
+    start: Position
+    take: Take
+    not_before_s: float = 0.0
+
+
+class ShardGroup(InputPartition):
+    """What one task reads: the batches of up to `shardsPerTask` shards, read at once.
+
+    `after[i]` lists the positions of the shards that shard `i` is read after
+    (its parents, in a batch read; see `task_reading.read_at_once`). Plain data,
+    so it pickles: clients and threads are made where the task reads.
+    """
+
+    def __init__(self, batches: Sequence[ShardBatch], after: Sequence[Sequence[int]] = ()) -> None:
+        super().__init__(",".join(str(batch.shard) for batch in batches))
+        self.batches = tuple(batches)
+        self.after = tuple(tuple(waits) for waits in after)
+
+
+def shard_groups(
+    batches: Sequence[ShardBatch],
+    shards_per_task: int,
+    parents: Mapping[StreamShard, Sequence[StreamShard]] | None = None,
+) -> list[ShardGroup]:
+    """`batches` in order, `shards_per_task` to a task (see `task_groups`); a shard read
+    after its `parents` where they share its task."""
+    groups = []
+    for group in task_groups(batches, shards_per_task):
+        shards = [batch.shard for batch in group]
+        groups.append(ShardGroup(group, waits_in_group(shards, parents or {})))
+    return groups
+
+
+def read_group(
+    group: InputPartition, read_shard: Callable[[ShardBatch], Iterator[pa.RecordBatch]]
+) -> Iterator[pa.RecordBatch]:
+    """What a task yields: every shard of its group read at once, each by `read_shard`."""
+    assert isinstance(group, ShardGroup)
+    return read_at_once([partial(read_shard, batch) for batch in group.batches], group.after)
 
 
 class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
-    """Plans batches on the driver as per-shard takes; tasks read one shard each.
+    """Plans batches on the driver as per-shard takes; a task reads `shardsPerTask` shards at once.
 
     Every stream read has its shards in the same plan, each keyed by
     `StreamShard`: one offset per stream and shard, resharding followed per
@@ -435,29 +477,35 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return {"millisBehindLatest": behind_by_stream(self._behind_ms)}
 
     def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
-        return [
+        """The batch's shards with records, `shardsPerTask` to a task.
+
+        A child shard never shares a batch with its parents (it joins the offset
+        once they were seen to end), so a task's shards are read at once freely.
+        """
+        batches = [
             ShardBatch(shard, state.position, state.take, self._next_read_s.get(shard, 0.0))
             for shard, state in sorted(self._progress_of(end).items())
             if state.take is not None
         ]
+        return shard_groups(batches, self.options.shards_per_task)
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        # Imported here, on the executors: the driver's planning process never needs
-        # pyarrow, and its import is a third of a second of every query's start.
-        from pyspark.sql.pandas.types import to_arrow_schema  # noqa: PLC0415
+        """Called on an executor: reads the task's shards at once (`read_group`)."""
+        return read_group(partition, self._read_shard)
 
-        assert isinstance(partition, ShardBatch)
-        shard, start, take = partition.shard, partition.start, partition.take
+    def _read_shard(self, batch: ShardBatch) -> Iterator[pa.RecordBatch]:
+        """One shard's records of the batch, exactly to its noted end if it has one."""
+        shard, start, take = batch.shard, batch.start, batch.take
         options = self._stream_options[shard.stream_name]
         ends = self.ends_by_stream[shard.stream_name]
         client = make_client(options)
-        arrow_schema = to_arrow_schema(SCHEMA, timezone="UTC")
+        arrow_schema = arrow_schema_of_rows()
 
         def arrow(chunks: Iterable[list[dict[str, Any]]]) -> Iterator[pa.RecordBatch]:
             for chunk in chunks:
                 yield _to_arrow(chunk, shard, arrow_schema)
 
-        not_before_s = partition.not_before_s
+        not_before_s = batch.not_before_s
         known_end = ends.get(shard.shard_id, start, take)
         if known_end is not None:
             # Read before (a retry, a replay): exactly to where that read ended.
@@ -625,6 +673,15 @@ def _takes(progress: StreamsProgress) -> frozenset[tuple[StreamShard, Position, 
     )
 
 
+def arrow_schema_of_rows() -> pa.Schema:
+    """SCHEMA in Arrow, for the tasks' record batches."""
+    # Imported here, on the executors: the driver's planning process never needs
+    # pyarrow, and its import is a third of a second of every query's start.
+    from pyspark.sql.pandas.types import to_arrow_schema  # noqa: PLC0415
+
+    return to_arrow_schema(SCHEMA, timezone="UTC")
+
+
 def _to_arrow(
     records: list[dict[str, Any]], shard: StreamShard, schema: pa.Schema
 ) -> pa.RecordBatch:
@@ -638,7 +695,7 @@ def _to_arrow(
             columns["approximateArrivalTimestamp"].append(
                 int(record["ApproximateArrivalTimestamp"] * _MICROS_PER_SECOND)
             )
-    import pyarrow as pa  # noqa: PLC0415 (see `read`)
+    import pyarrow as pa  # noqa: PLC0415 (see `arrow_schema_of_rows`)
 
     rows = len(columns["data"])
     columns["streamName"] = [shard.stream_name] * rows

@@ -5,7 +5,7 @@
   `AFTER_SEQUENCE_NUMBER:<n>`;
 - the AWS connector's `AT_TIMESTAMP 2023-08-30T19:00:05Z` (a space, ISO-8601 with a zone);
 - Databricks' `{"at_timestamp": "06/25/2020 10:23:45 PDT", "format": "MM/dd/yyyy HH:mm:ss ZZZ"}`
-  (the format a Java date pattern);
+  (the format a Java date pattern; without one, Databricks' default, that same pattern);
 - per shard, qubole's and the AWS connector's offset JSON
   (`{"shardId-...": {"iteratorType": ..., "iteratorPosition": ...}, "metadata": {...}}`,
   `AT_TIMESTAMP` positions in epoch milliseconds, shards not named start at `LATEST` as
@@ -111,11 +111,33 @@ def epoch_seconds(text: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+# What Databricks reads an `at_timestamp` by when its `format` is missing.
+DATABRICKS_DEFAULT_FORMAT = "MM/dd/yyyy HH:mm:ss ZZZ"
+
+
 def _databricks_at_timestamp(document: dict[str, Any]) -> Position:
     time_text, pattern = str(document["at_timestamp"]), document.get("format")
     if pattern is None:
-        return _single_position(f"AT_TIMESTAMP:{time_text}", None, "startingPosition")
+        return Position("AT_TIMESTAMP", repr(databricks_default_time(time_text)))
     return Position("AT_TIMESTAMP", repr(java_pattern_time(time_text, str(pattern)).timestamp()))
+
+
+def databricks_default_time(text: str) -> float:
+    """Epoch seconds of an `at_timestamp` given without `format`.
+
+    Databricks' default pattern first (`06/25/2020 10:23:45 PDT`); what this source took
+    before it knew that default, epoch seconds or ISO-8601, still works.
+    """
+    try:
+        return java_pattern_time(text, DATABRICKS_DEFAULT_FORMAT).timestamp()
+    except StartingPositionError as pattern_error:
+        try:
+            return epoch_seconds(text)
+        except StartingPositionError:
+            raise StartingPositionError(
+                f"{pattern_error}, Databricks' default when at_timestamp has no format; "
+                "give its format (a Java date pattern), or write epoch seconds or ISO-8601"
+            ) from pattern_error
 
 
 def _offset_json_positions(document: dict[str, Any]) -> StartingPositions:

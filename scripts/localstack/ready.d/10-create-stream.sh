@@ -6,10 +6,13 @@
 # Kinesis's JSON API through the gateway, with curl: each `awslocal` call starts a
 # whole AWS CLI, seconds on a busy machine, on the path of every cold start. LocalStack
 # reads the region and account from the (unchecked) signature's credential scope.
+#
+# The stream, its shards and the region are what docker-compose.yml passes (whose defaults
+# the settings classes own): no copies here, and the hook fails naming what is missing.
 set -eu
-stream="${KINESIS_STREAM_NAME:-events}"
-shards="${KINESIS_SHARD_COUNT:-2}"
-region="${AWS_DEFAULT_REGION:-us-east-1}"
+stream="${KINESIS_STREAM_NAME:?set by docker-compose.yml}"
+shards="${KINESIS_SHARD_COUNT:?set by docker-compose.yml}"
+region="${AWS_DEFAULT_REGION:?set by docker-compose.yml}"
 body=$(mktemp)
 
 kinesis() { # ACTION JSON: prints the HTTP status (000: no answer); the answer goes to $body

@@ -25,7 +25,7 @@ from consumer.settings import ConsumerSettings
 from consumer.sink import BatchSink
 from pyspark.sql import functions as F
 
-from tests.waiting import wait_until
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 

@@ -126,3 +126,10 @@ def test_batch_end_notes_go_beside_a_local_or_s3_checkpoint(checkpoint: str, not
     options = ConsumerSettings(consumer_checkpoint_path=checkpoint).source_options()
     assert options.get("metadataPath") == notes
     KinesisOptions.parse(options)  # the source takes it
+
+
+def test_the_per_trigger_limit_is_the_sources_row_limit():
+    # The source counts rows, user records after KPL de-aggregation
+    # (pyspark-kinesis/tests/test_row_limits.py): so does CONSUMER_MAX_RECORDS_PER_TRIGGER.
+    options = ConsumerSettings(consumer_max_records_per_trigger=250).source_options()
+    assert KinesisOptions.parse(options).max_records_per_trigger == 250

@@ -142,11 +142,36 @@ def test_an_empty_partition_writes_nothing():
     }
 
 
-def _publish(output: Path, batch_id: int, rows: pa.RecordBatch) -> None:
-    summary = write_partition(BatchPlan(str(output), batch_id, 0), 0, iter([rows]))
+def _publish(
+    output: Path, batch_id: int, rows: pa.RecordBatch, partition: int = 0, *, record: bool = True
+) -> None:
+    """As the sink does: the task's write, the rename, then (`record`) the ledger."""
+    summary = write_partition(BatchPlan(str(output), batch_id, 0), partition, iter([rows]))
     for table_name, hour in summary["files"].items():
         folder = output / table_name / f"hour={hour}"
-        fs.move(str(folder / in_flight_name(batch_id, 0)), str(folder / part_name(batch_id, 0)))
+        fs.move(
+            str(folder / in_flight_name(batch_id, partition)),
+            str(folder / part_name(batch_id, partition)),
+        )
+    if record:
+        save_ledger(str(output), Ledger("query", last_batch=batch_id))
+
+
+def test_a_batch_is_in_the_report_whole_or_not_at_all(tmp_path):
+    _publish(tmp_path, 0, _rows(2, dead=1))
+    # Batch 1's first partition renamed, then the driver died before the second and the
+    # ledger: the report still shows batch 0 alone.
+    _publish(tmp_path, 1, _rows(3, dead=0), partition=0, record=False)
+    assert sorted(set(read_table(str(tmp_path), "events", ["batch_id"])["batch_id"])) == [0]
+    # The re-run renames the rest and records the batch: now all of it.
+    _publish(tmp_path, 1, _rows(3, dead=0), partition=1)
+    assert read_table(str(tmp_path), "events", ["batch_id"])["batch_id"].count(1) == 6
+
+
+def test_a_batch_the_ledger_does_not_count_yet_is_left_out():
+    names = [compacted_name(0, 4), part_name(5, 0), part_name(6, 0), part_name(6, 1)]
+    assert visible_files(names, last_batch=5) == [compacted_name(0, 4), part_name(5, 0)]
+    assert visible_files(names, last_batch=6) == sorted(names)
 
 
 def test_compaction_leaves_one_file_per_hour_with_every_row_once(tmp_path):

@@ -7,23 +7,17 @@ import subprocess
 import sys
 from typing import Any
 
+import testkit.streams
+
 DEADLINE_S = 60.0
 
 
 def read_stream(kinesis_client: Any, stream: str) -> list[dict[str, Any]]:
-    """Every record in the stream as {'data', 'key'}, shard by shard, with plain GetRecords."""
-    records: list[dict[str, Any]] = []
-    for shard in kinesis_client.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis_client.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            answer = kinesis_client.get_records(ShardIterator=iterator, Limit=10_000)
-            records += [{"data": r["Data"], "key": r["PartitionKey"]} for r in answer["Records"]]
-            if not answer["Records"] and answer.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = answer.get("NextShardIterator")
-    return records
+    """Every record in the stream as {'data', 'key'} (the test kit's `read_stream`)."""
+    return [
+        {"data": read.record["Data"], "key": read.record["PartitionKey"]}
+        for read in testkit.streams.read_stream(kinesis_client, stream)
+    ]
 
 
 def producer_command(*args: str) -> list[str]:

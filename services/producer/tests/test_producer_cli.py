@@ -13,8 +13,9 @@ import pytest
 from producer.events import SAMPLE_MESSAGES, EventFactory
 from producer_testkit import DEADLINE_S, producer_command, read_stream, run_producer
 
-from tests.clients import localstack_kinesis
-from tests.waiting import wait_until
+from testkit.clients import localstack_kinesis
+from testkit.streams import wait_active
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -47,7 +48,7 @@ def throttled_env(
     stream = f"throttled-{request.node.name[-20:].strip('_[]')}".replace("[", "-").replace("]", "")
     client = localstack_kinesis_client(throttled_kinesis_endpoint)
     client.create_stream(StreamName=stream, ShardCount=2)
-    client.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
+    wait_active(client, stream)
     return {
         "KINESIS_ENDPOINT_URL": throttled_kinesis_endpoint,
         "KINESIS_STREAM_NAME": stream,

@@ -19,7 +19,8 @@ from producer.settings import ProducerSettings, SettingsError, load_settings
 from producer.writer import MAX_REQUEST_BYTES, KinesisWriter, UnsentFile, UnsentRecordsError
 from producer_testkit import read_stream
 
-from tests.clients import localstack_kinesis
+from testkit.clients import localstack_kinesis
+from testkit.streams import wait_active
 
 pytestmark = pytest.mark.unit
 
@@ -202,9 +203,7 @@ def test_refused_entries_are_resent_until_accepted(
     # when a shard is over its limits (HTTP 200, ErrorCode per entry).
     client = localstack_kinesis_client(throttled_kinesis_endpoint)
     client.create_stream(StreamName="throttled-resend", ShardCount=2)
-    client.get_waiter("stream_exists").wait(
-        StreamName="throttled-resend", WaiterConfig={"Delay": 0.2}
-    )
+    wait_active(client, "throttled-resend")
     events = list(EventFactory(8).random_events(1000))
     writer = KinesisWriter(
         client, "throttled-resend", UnsentFile(tmp_path / "unsent.jsonl"), batch_size=20
@@ -222,9 +221,7 @@ def test_records_refused_past_the_deadline_are_kept_not_dropped(
 ):
     client = localstack_kinesis_client(throttled_kinesis_endpoint)
     client.create_stream(StreamName="throttled-deadline", ShardCount=1)
-    client.get_waiter("stream_exists").wait(
-        StreamName="throttled-deadline", WaiterConfig={"Delay": 0.2}
-    )
+    wait_active(client, "throttled-deadline")
     writer = KinesisWriter(
         client,
         "throttled-deadline",
@@ -248,7 +245,7 @@ def test_records_refused_past_the_deadline_are_kept_not_dropped(
 def test_under_a_shard_write_limit_refused_entries_are_resent_none_lost_none_doubled(
     kinesis_proxy, stream_factory, kinesis_client, tmp_path
 ):
-    from tests.kinesis_proxy import Behaviours
+    from kinesis_proxy import Behaviours
 
     stream = stream_factory(1)
     # The proxy refuses entries past a shard's write rate, per entry, as AWS does. AWS's

@@ -21,7 +21,7 @@ from producer.settings import ShardRenewalSettings
 from producer.stream import wait_until_active
 from producer_testkit import read_stream
 
-from tests.waiting import wait_until
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 

@@ -9,9 +9,13 @@ under a hidden in-flight name that no reader lists, then renamed to
 over, its files are merged into one `compacted-<first>-<last>.parquet`, so a
 folder holds one file per hour however many batches ran.
 
-The one rule a reader must know: a part file whose batch lies inside a
+Two rules a reader must know. A part file whose batch lies inside a
 compacted file's range is already in that file (the moment between the merge
-and the removal of the parts); `visible_files` leaves such parts out.
+and the removal of the parts). And a batch is whole only once the ledger
+(`_sink.json`) counts it: the driver renames a batch's files one by one, then
+records the batch, so a crash between two renames leaves part of a batch under
+its final names until the re-run renames the rest. `visible_files` leaves out
+both kinds of part when given the ledger's last batch.
 """
 
 from __future__ import annotations
@@ -76,8 +80,9 @@ def parse_name(name: str) -> FolderFile | None:
     return None
 
 
-def visible_files(names: Iterable[str]) -> list[str]:
-    """The files of one hour folder that hold its rows, each row once."""
+def visible_files(names: Iterable[str], last_batch: int | None = None) -> list[str]:
+    """The files of one hour folder that hold its rows, each row once; with `last_batch`
+    (the ledger's), only whole batches: parts of a later batch are left out."""
     files = [parsed for name in names if (parsed := parse_name(name)) is not None]
     compacted = [f for f in files if f.kind == "compacted"]
     # Of two compacted files, a later merge's range covers the earlier's.
@@ -93,6 +98,7 @@ def visible_files(names: Iterable[str]) -> list[str]:
         f
         for f in files
         if f.kind == "part"
+        and (last_batch is None or f.first_batch <= last_batch)
         and not any(c.first_batch <= f.first_batch <= c.last_batch for c in compacted)
     ]
     return sorted(f.name for f in compacted + parts)

@@ -1,8 +1,9 @@
 """`python -m consumer report`: what the durable sink holds, as one JSON object.
 
 Read with pyarrow, not Spark, so it answers in a second next to a running
-query; it reads a local (or mounted) output path. It reads only published
-files (`layout.visible_files`), one per compacted hour plus the current
+query; it reads a local (or mounted) output path. It reads only the batches
+the ledger counts (`layout.visible_files` with its last batch), so a batch is
+in the report whole or not at all: one per compacted hour plus the current
 hour's batches, so its time grows with the rows the sink holds and the hours
 it spans, not with the number of batches. `--rows` adds every event's place
 in the stream and its batch, for checking per-partition-key order; the
@@ -17,6 +18,7 @@ from typing import Any
 
 from consumer import fs
 from consumer.layout import DEAD_LETTERS, EVENTS, hour_folder, visible_files
+from consumer.ledger import load_ledger
 from consumer.settings import ConsumerSettings
 
 # Each event's place in the stream, and the batch that wrote it.
@@ -59,13 +61,16 @@ def sink_report(settings: ConsumerSettings, *, rows: bool = False) -> dict[str, 
 
 
 def read_table(output_path: str, table: str, columns: list[str]) -> dict[str, list[Any]]:
-    """The published rows of one sink table, as lists per column."""
+    """The rows of one sink table's whole batches (those the ledger counts; none without
+    a ledger), as lists per column."""
+    ledger = load_ledger(output_path)
+    last_batch = -1 if ledger is None else ledger.last_batch
     root = f"{output_path}/{table}"
     files = [
         f"{hour_folder(root, hour.removeprefix('hour='))}/{name}"
         for hour in fs.subfolders(root)
         if hour.startswith("hour=")
-        for name in visible_files(fs.names_in(f"{root}/{hour}"))
+        for name in visible_files(fs.names_in(f"{root}/{hour}"), last_batch)
     ]
     if not files:
         return {}

@@ -1,50 +1,30 @@
 """The consumer's configuration: every environment variable, declared and validated once.
 
-A bad value stops the service at start-up with one line per problem that
-names the variable and says what to set, before the JVM is even started.
+A bad value stops the service at start-up with one line naming each variable
+and what it accepts (the stack's one error format, shared with the producer),
+before the JVM is even started.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Literal
 
+from kinesis_connection import KinesisConnection, configuration_error
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pyspark_kinesis.durations import SPARK_UNITS, duration_s
 from pyspark_kinesis.options import s3_location
 from pyspark_kinesis.positions import parse_position
 
-_UNIT_SECONDS = {
-    **dict.fromkeys(("ms", "millisecond", "milliseconds"), 0.001),
-    **dict.fromkeys(("s", "second", "seconds"), 1.0),
-    **dict.fromkeys(("min", "minute", "minutes"), 60.0),
-    **dict.fromkeys(("h", "hour", "hours"), 3600.0),
-}
-# The endpoint docker-compose.yml gives the services; the class's own default is real AWS.
-LOCALSTACK_URL = "http://localstack:4566"
-_SPARK_DURATION = re.compile(rf"^(?P<number>\d+)\s*(?P<unit>{'|'.join(_UNIT_SECONDS)})$")
 
-
-class ConsumerSettings(BaseSettings):
-    """Environment variables of the Spark consumer.
+class ConsumerSettings(KinesisConnection):
+    """Environment variables of the Spark consumer: the stack's connection settings
+    (`KinesisConnection`: stream, region, endpoint) and its own.
 
     The string under each field documents it: `make docs` copies it into
     `.env.example` and the README's table.
     """
 
-    # Compose passes unset optional variables as empty strings: treat them as unset.
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
-
-    kinesis_stream_name: str = Field("events", min_length=1, max_length=128)
-    """Name of the stream the producer writes and the consumer reads."""
-    aws_region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
-    """AWS region of the stream (LocalStack accepts any)."""
-    kinesis_endpoint_url: str | None = Field(
-        None, pattern=r"^https?://\S+$", json_schema_extra={"stack_default": LOCALSTACK_URL}
-    )
-    """Kinesis endpoint; the compose default points at LocalStack. Empty means real AWS
-    (see docker-compose.aws.yml)."""
     spark_master: str = Field(
         "local[*]", pattern=r"^(local(\[(\*|\d+)\])?|spark://\S+|yarn|k8s://\S+)$"
     )
@@ -60,7 +40,8 @@ class ConsumerSettings(BaseSettings):
     """Where a new query starts: TRIM_HORIZON, LATEST, `AT_TIMESTAMP:<epoch s>`, or
     per-shard JSON."""
     consumer_max_records_per_trigger: int | None = Field(None, ge=1)
-    """Kinesis records per micro-batch at most; empty means no limit."""
+    """User records per micro-batch at most, counted after KPL de-aggregation (a Kinesis
+    record holding an aggregate counts as the records in it); empty means no limit."""
     consumer_max_event_bytes: int = Field(64 * 1024, ge=1, le=1024 * 1024)
     """Larger payloads go to the dead letters."""
     consumer_output_path: str = "/data/output"
@@ -86,7 +67,7 @@ class ConsumerSettings(BaseSettings):
     @field_validator("consumer_trigger_interval", "consumer_dedup_window")
     @classmethod
     def _spark_duration(cls, value: str) -> str:
-        if not _SPARK_DURATION.match(value.strip()):
+        if duration_s(value.strip(), SPARK_UNITS, unit_required=True, whole=True) is None:
             raise ValueError(
                 "must be a duration such as '2 seconds', '500 milliseconds' or '1 minute'"
             )
@@ -132,22 +113,16 @@ class ConsumerSettings(BaseSettings):
 
 
 def _seconds(duration: str) -> float:
-    match = _SPARK_DURATION.match(duration)
-    assert match is not None  # validated by _spark_duration
-    return int(match["number"]) * _UNIT_SECONDS[match["unit"]]
+    seconds = duration_s(duration, SPARK_UNITS, unit_required=True, whole=True)
+    assert seconds is not None  # validated by _spark_duration
+    return seconds
 
 
 def load_settings() -> ConsumerSettings:
-    """The settings, or exit 2 with one line per invalid variable."""
+    """The settings, or exit 2 with one line naming each invalid variable."""
     try:
         return ConsumerSettings()
     except ValidationError as error:
-        for problem in error.errors():
-            variable = str(problem["loc"][0]).upper() if problem["loc"] else "settings"
-            given = problem.get("input")
-            print(
-                f"configuration error: {variable}={given!r}: {problem['msg']}. "
-                f"Set {variable} in the environment or .env (see .env.example).",
-                file=sys.stderr,
-            )
+        problems = configuration_error(error, ConsumerSettings, {})
+        print(f"configuration error: {problems}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -5,6 +5,7 @@ The query hands `BatchSink` each batch already deduplicated by Spark's state
 write its rows, events and dead letters apart, under hidden in-flight names,
 and return a summary. The driver then publishes the batch (renames the files
 to their `part-<batch>-<partition>.parquet` names), records it in the ledger
+(only then is it whole to readers that honour the ledger: `layout.visible_files`)
 and prints the console view from the summaries. Nothing reads the sink back,
 so the sink costs the same on the first day and the hundredth (the deduplication
 state before it grows to a window's worth of keys, then stays flat).

@@ -2,8 +2,9 @@
 
 Command-line options (`--count`, `--rate`, ...) override fields of the same
 class, so a value from either source passes the same rules, and an invalid one
-is reported as one line naming the variable and what it accepts. AWS
-credentials are deliberately not settings: boto3's default chain finds them.
+is reported as one line naming the variable and what it accepts (the stack's
+one error format, `kinesis_connection.configuration_error`). AWS credentials
+are deliberately not settings: boto3's default chain finds them.
 """
 
 from __future__ import annotations
@@ -12,46 +13,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from kinesis_connection import KinesisConnection, SettingsError, configuration_error
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "MAX_BATCH_RECORDS",
+    "ProducerSettings",
+    "SettingsError",
+    "ShardRenewalSettings",
+    "load_renewal_settings",
+    "load_settings",
+]
 
 # PutRecords takes at most 500 records per request (Kinesis API limit).
 MAX_BATCH_RECORDS = 500
 
 
-class ProducerSettings(BaseSettings):
-    """Environment variables of the producer.
+class ProducerSettings(KinesisConnection):
+    """Environment variables of the producer: the stack's connection settings
+    (`KinesisConnection`: stream, region, endpoint) and its own.
 
     Each `description` is what the variable accepts (errors quote it); the string
     under each field documents it (`make docs` copies it into `.env.example` and
     the README's table).
     """
 
-    # Compose passes unset optional variables as empty strings: treat them as unset.
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore")
-
-    kinesis_stream_name: str = Field(
-        "events",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[a-zA-Z0-9_.-]+$",
-        description="a stream name of 1 to 128 characters from a-z, A-Z, 0-9, '_', '.', '-'",
-    )
-    """Name of the stream the producer writes and the consumer reads."""
-    aws_region: str = Field(
-        "us-east-1",
-        pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$",
-        description="an AWS region name such as us-east-1",
-    )
-    """AWS region of the stream (LocalStack accepts any)."""
-    kinesis_endpoint_url: str | None = Field(
-        None,
-        json_schema_extra={"stack_default": "http://localstack:4566"},
-        pattern=r"^https?://[^\s/]+\S*$",
-        description="an http(s) URL such as http://localstack:4566, or unset/empty for real AWS",
-    )
-    """Kinesis endpoint; the compose default points at LocalStack. Empty means real AWS
-    (see docker-compose.aws.yml)."""
     kinesis_shard_count: int = Field(
         2, ge=1, description="a whole number of shards >= 1 (used only to create the stream)"
     )
@@ -121,10 +107,6 @@ class ShardRenewalSettings(ProducerSettings):
 Settings = TypeVar("Settings", bound=ProducerSettings)
 
 
-class SettingsError(ValueError):
-    """Invalid configuration; the message is one line naming each variable and its fix."""
-
-
 def load_settings(
     overrides: dict[str, Any] | None = None, *, options: Mapping[str, str] | None = None
 ) -> ProducerSettings:
@@ -148,17 +130,4 @@ def _validated(
     try:
         return settings_class(**given)
     except ValidationError as error:
-        problems = [_describe(problem, options, settings_class) for problem in error.errors()]
-        raise SettingsError("; ".join(problems)) from None
-
-
-def _describe(
-    problem: Any, options: Mapping[str, str], settings_class: type[ProducerSettings]
-) -> str:
-    field = str(problem["loc"][0]) if problem["loc"] else ""
-    info = settings_class.model_fields.get(field)
-    name = field.upper() or "settings"
-    if field in options:
-        name += f" ({options[field]})"
-    expected = f": expected {info.description}" if info and info.description else ""
-    return f"{name}={problem.get('input')!r} is invalid ({problem['msg']}){expected}"
+        raise configuration_error(error, settings_class, options) from None

@@ -16,7 +16,7 @@ import requests
 from botocore.exceptions import BotoCoreError, ClientError
 from testcontainers.core.container import DockerContainer
 
-from tests.clients import localstack_kinesis
+from testkit.clients import localstack_kinesis
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
@@ -32,7 +32,8 @@ def running_localstack(services: str = "kinesis", **settings: str) -> Iterator[s
     container.with_env("KINESIS_LATENCY", "0")
     for name, value in settings.items():
         container.with_env(name, value)
-    container.ports["4566/tcp"] = ("127.0.0.1",)
+    # docker-py binds a (host,) tuple to a free port on that host; testcontainers types it int.
+    container.ports["4566/tcp"] = ("127.0.0.1",)  # type: ignore[assignment]
     container.start()
     try:
         port = container.get_docker_client().port(container.get_container_id(), 4566)

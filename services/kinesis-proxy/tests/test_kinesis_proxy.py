@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
-
-from tests.clients import localstack_kinesis
-from tests.kinesis_proxy import (
+from kinesis_proxy import (
     Behaviours,
     ByteBucket,
     KinesisProxy,
@@ -25,7 +23,9 @@ from tests.kinesis_proxy import (
     parse_settings,
     running_proxy,
 )
-from tests.waiting import wait_until
+
+from testkit.clients import localstack_kinesis
+from testkit.waiting import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -317,7 +317,7 @@ def test_run_alone_it_forwards_and_counts_what_it_injected(kinesis_endpoint, str
     stream = stream_factory(1)
     port = _free_port()
     root = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "-m", "tests.kinesis_proxy", "--upstream", kinesis_endpoint]
+    command = [sys.executable, "-m", "kinesis_proxy", "--upstream", kinesis_endpoint]
     environ = {"KINESIS_PROXY_LISTEN": f"127.0.0.1:{port}", "KINESIS_PROXY_EMPTY_PAGES_FIRST": "1"}
     process = subprocess.Popen(
         command, cwd=root, env={"PATH": "/usr/bin:/bin", **environ}, stderr=subprocess.PIPE

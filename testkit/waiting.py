@@ -1,7 +1,7 @@
 """`wait_until`: the one polling helper of every test tree.
 
 The root `conftest.py` makes the repository root importable, so any test file
-can `from tests.waiting import wait_until`, whichever folder it lives in.
+can `from testkit.waiting import wait_until`, whichever folder it lives in.
 """
 
 from __future__ import annotations
