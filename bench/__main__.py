@@ -1,6 +1,7 @@
 """`python -m bench`: every figure, then results.json, results.md and results.png here.
 
 `python -m bench soak` runs the long soak figure alone (bench/soak.py);
+`python -m bench workday [calls|stack]` the working day's figure alone (bench/workday.py);
 `python -m bench --skip edit_to_running ...` leaves the named figures out;
 `python -m bench --only two_readers` measures figure 15 (bench/fan_out.py), opt-in;
 `python -m bench --only sink ...` (or `cold_start`, `edit_to_running`, ...) measures
@@ -37,6 +38,7 @@ from bench import (
     shards,
     sink,
     soak,
+    workday,
 )
 from bench.emulator import fresh_localstack
 
@@ -160,6 +162,9 @@ def main() -> int:
     )
     if sys.argv[1:] == ["soak"]:
         print(soak.write(soak.measure(), HERE))
+        return 0
+    if sys.argv[1:2] == ["workday"]:
+        print(workday.write(workday.measure(sys.argv[2:] or ["calls", "stack"]), HERE))
         return 0
     if sys.argv[1:2] == ["--skip"]:
         skipped.update(name.replace("_", " ") for name in sys.argv[2:])

@@ -41,6 +41,7 @@ from typing import Any
 from consumer.app import build_session, start_query
 from consumer.settings import ConsumerSettings
 from producer.events import EventFactory, to_record
+from producer.renewal import open_shards, renew
 from producer.sending import Pacer, pump
 from producer.settings import ProducerSettings
 from producer.stream import make_client
@@ -48,7 +49,7 @@ from producer.writer import KinesisWriter, UnsentFile
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
-from bench.emulator import client, consumer_settings, create_stream, fresh_localstack, wait_active
+from bench.emulator import client, consumer_settings, create_stream, fresh_localstack
 
 SOAK_BATCHES = 5_000
 RATE = 50
@@ -149,7 +150,7 @@ def measure(batches: int = SOAK_BATCHES, deadline_s: float = DEADLINE_S) -> dict
                     samples.append({"batches": len(times.batches), **memory(spark)})
                     log.info("soak: %d batches, %s", len(times.batches), samples[-1])
                 if time.monotonic() - started >= (renewals + 1) * RENEW_EVERY_S:
-                    renew_shard(kinesis, stream, renewals % 2)
+                    renew(kinesis, stream, open_shards(kinesis, stream)[renewals % 2])
                     renewals += 1
                 time.sleep(1)
             samples.append({"batches": len(times.batches), **memory(spark)})
@@ -163,34 +164,6 @@ def measure(batches: int = SOAK_BATCHES, deadline_s: float = DEADLINE_S) -> dict
         "shards_renewed": renewals,
         "dedup_window": DEDUP_WINDOW,
     }
-
-
-def open_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
-    """The stream's open shards, lowest hash key first."""
-    # AT_LATEST lists only the open shards: one page, however many the renewals closed
-    # (the list_shards paginator resends StreamName with NextToken, which Kinesis refuses).
-    shards = kinesis.list_shards(StreamName=stream, ShardFilter={"Type": "AT_LATEST"})["Shards"]
-    return sorted(shards, key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
-
-
-def renew_shard(kinesis: Any, stream: str, index: int) -> None:
-    """Replaces the `index`-th open shard with an empty one over the same hash range:
-    a split at its middle, then a merge of the two children."""
-    shard = open_shards(kinesis, stream)[index]
-    low, high = (int(shard["HashKeyRange"][key]) for key in ("StartingHashKey", "EndingHashKey"))
-    kinesis.split_shard(
-        StreamName=stream,
-        ShardToSplit=shard["ShardId"],
-        NewStartingHashKey=str((low + high) // 2 + 1),
-    )
-    wait_active(kinesis, stream)
-    left, right = (
-        s for s in open_shards(kinesis, stream) if s.get("ParentShardId") == shard["ShardId"]
-    )
-    kinesis.merge_shards(
-        StreamName=stream, ShardToMerge=left["ShardId"], AdjacentShardToMerge=right["ShardId"]
-    )
-    wait_active(kinesis, stream)
 
 
 def summarize(

@@ -12,7 +12,7 @@ from pathlib import Path
 from consumer.settings import ConsumerSettings
 from kinesis_connection import KinesisConnection
 from kinesis_proxy import ProxySettings
-from producer.settings import ProducerSettings
+from producer.settings import ProducerSettings, ShardRenewalSettings
 
 from settings_docs.render import (
     Section,
@@ -40,6 +40,7 @@ SECTIONS = (
     ),
     Section("LocalStack", (LocalStackSettings,)),
     Section("Producer", (ProducerSettings,)),
+    Section("Shard renewal (LocalStack only)", (ShardRenewalSettings,)),
     Section("Consumer (Spark)", (ConsumerSettings, ConsumerContainerSettings)),
     Section("Cluster profile", (ClusterSettings,)),
     Section("Spark Connect profile", (ConnectServerSettings,)),

@@ -23,6 +23,9 @@ class LocalStackSettings(BaseSettings):
     1.0; a refused PutRecords fails every entry."""
     localstack_persistence: int = Field(1, ge=0, le=1)
     """1 keeps streams and records across LocalStack restarts (in the localstack-data volume)."""
+    kinesis_mock_persist_interval: str = Field("10m", pattern=r"^\d+(ms|s|m|h)$")
+    """How often kinesis-mock also saves every record it holds while running (calls wait for a
+    save); it always saves when LocalStack stops."""
 
 
 class KinesisProxyContainerSettings(BaseSettings):

@@ -182,6 +182,24 @@ class Stack:
             )
         return order
 
+    def localstack_ready(self) -> bool:
+        """Whether LocalStack is up and its init hook has run (the stream exists)."""
+        try:
+            answer = requests.get(f"{self.endpoint}/_localstack/init/ready", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            return False
+        return bool(answer.get("completed"))
+
+    def restart_localstack_then_put(self, count: int, message_type: str) -> None:
+        """`docker compose restart localstack`, then `count` new events once it is ready;
+        a consumer that stopped meanwhile must have said why, and is started again."""
+        self.run("restart", "localstack")
+        self.wait_until(self.localstack_ready, "LocalStack to be ready again")
+        self.put_events(count, message_type)
+        if "exited" in self.service_state("consumer"):
+            assert "cannot reach Kinesis" in self.run("logs", "consumer").stdout
+            self.run("start", "consumer")
+
     def wait_active(self) -> None:
         """Returns once the stack's stream is ACTIVE (after a split or a merge)."""
         wait_active(self.kinesis(), "events", DEADLINE_S, poll_s=0.5)

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from kinesis_connection import KinesisConnection, SettingsError, configuration_error
 from pydantic import Field, ValidationError, field_validator
 
-__all__ = ["MAX_BATCH_RECORDS", "ProducerSettings", "SettingsError", "load_settings"]
+__all__ = [
+    "MAX_BATCH_RECORDS",
+    "ProducerSettings",
+    "SettingsError",
+    "ShardRenewalSettings",
+    "load_renewal_settings",
+    "load_settings",
+]
 
 # PutRecords takes at most 500 records per request (Kinesis API limit).
 MAX_BATCH_RECORDS = 500
@@ -81,6 +88,25 @@ class ProducerSettings(KinesisConnection):
         return value.strip().upper() if isinstance(value, str) else value
 
 
+class ShardRenewalSettings(ProducerSettings):
+    """Environment variables of the shard renewer (`python -m producer.renewal`), on top of
+    the Kinesis ones it shares with the producer."""
+
+    shard_renewal_records: int = Field(
+        5_000, ge=0, description="a whole number of records >= 0 (0 turns renewal off)"
+    )
+    """LocalStack only: an open shard holding this many records is renewed (split, then
+    merged back: an empty shard over the same keys), as kinesis-mock's calls slow with the
+    records a shard holds; 0 turns renewal off."""
+    shard_renewal_check_seconds: float = Field(
+        10.0, gt=0, description="seconds > 0 between two counts of the open shards' records"
+    )
+    """How often the renewer counts the records each open shard holds."""
+
+
+Settings = TypeVar("Settings", bound=ProducerSettings)
+
+
 def load_settings(
     overrides: dict[str, Any] | None = None, *, options: Mapping[str, str] | None = None
 ) -> ProducerSettings:
@@ -90,7 +116,18 @@ def load_settings(
     error names the option as well as the variable.
     """
     given = {name: value for name, value in (overrides or {}).items() if value is not None}
+    return _validated(ProducerSettings, given, options or {})
+
+
+def load_renewal_settings() -> ShardRenewalSettings:
+    """The shard renewer's settings from the environment, or raises SettingsError."""
+    return _validated(ShardRenewalSettings, {}, {})
+
+
+def _validated(
+    settings_class: type[Settings], given: dict[str, Any], options: Mapping[str, str]
+) -> Settings:
     try:
-        return ProducerSettings(**given)
+        return settings_class(**given)
     except ValidationError as error:
-        raise configuration_error(error, ProducerSettings, options or {}) from None
+        raise configuration_error(error, settings_class, options) from None

@@ -107,7 +107,7 @@ def ensure_stream(client: Any, settings: ProducerSettings) -> None:
             if not settings.producer_create_stream:
                 raise StartupError(missing_stream(settings))
             _create(client, settings)
-        _wait_until_active(client, name)
+        wait_until_active(client, name)
     except (ClientError, BotoCoreError) as error:
         raise StartupError(explain(error, settings)) from None
 
@@ -134,7 +134,8 @@ def _create(client: Any, settings: ProducerSettings) -> None:
             raise
 
 
-def _wait_until_active(client: Any, name: str) -> None:
+def wait_until_active(client: Any, name: str) -> None:
+    """Returns once the stream is ACTIVE (created, or done resharding), within 300 s."""
     deadline = time.monotonic() + ACTIVE_DEADLINE_S
     while (status := _stream_status(client, name)) != "ACTIVE":
         if status in (None, "DELETING") or time.monotonic() > deadline:
