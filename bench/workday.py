@@ -339,7 +339,9 @@ def summarize(minutes: list[dict[str, Any]]) -> dict[str, Any]:
         "last_vs_first": round(last_median / first_median, 2),
         "markers_missed": sum(m["marker_latency_s"] is None for m in minutes),
         "sink_slowest_minute_events_per_s": min(m["sink_events_per_s"] for m in minutes),
-        "sink_median_events_per_s": statistics.median(m["sink_events_per_s"] for m in minutes),
+        "sink_median_events_per_s": round(
+            statistics.median(m["sink_events_per_s"] for m in minutes), 1
+        ),
     }
 
 
