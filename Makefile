@@ -16,13 +16,13 @@ up: ## start the stack in the background, building images as needed
 up-cluster: ## the stack with the consumer on a Spark standalone master and two workers
 	SPARK_MASTER=spark://spark-master:7077 $(COMPOSE) --profile cluster up --build -d
 
-up-connect: ## the stack and a Spark Connect server on 127.0.0.1:15002 (README: From a laptop with no Java)
+up-connect: ## the stack and a Spark Connect server on 127.0.0.1:15002 (docs/spark-connect.md)
 	$(COMPOSE) --profile connect up --build -d
 
-up-aws: ## producer and consumer against real AWS (see README: Real AWS)
+up-aws: ## producer and consumer against real AWS (docs/real-aws-and-clusters.md)
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.aws.yml up --build -d producer consumer
 
-up-proxy: ## the stack through a Kinesis that behaves like AWS (see README: Under AWS's limits)
+up-proxy: ## the stack through a Kinesis that behaves like AWS (docs/aws-limits.md)
 	$(COMPOSE) -f docker-compose.yml -f docker-compose.proxy.yml up --build -d
 
 down: ## stop the stack, keeping its data (checkpoints, sink)
@@ -64,7 +64,7 @@ aws-smoke: env ## opt-in: real AWS (needs AWS_SMOKE_STREAM and credentials; skip
 bench: env ## measure ingest, drain, latency, cold start and memory; writes bench/results.*
 	$(UV) run python -m bench
 
-docs: env ## write .env.example and the README's settings table from the settings classes
+docs: env ## write .env.example and docs/configuration.md's settings table from the settings classes
 	$(UV) run python -m settings_docs
 
 lint: env ## ruff, ruff format and mypy --strict

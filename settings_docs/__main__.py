@@ -1,4 +1,5 @@
-"""`python -m settings_docs` (`make docs`): writes `.env.example` and the README's settings table.
+"""`python -m settings_docs` (`make docs`): writes `.env.example` and the settings
+table of `docs/configuration.md`.
 
 With `--check` it writes nothing and exits 1 when either file is out of date.
 """
@@ -17,9 +18,9 @@ from producer.settings import ProducerSettings, ShardRenewalSettings
 from settings_docs.render import (
     Section,
     env_example,
-    readme_table,
     settings,
-    with_readme_table,
+    settings_table,
+    with_settings_table,
 )
 from settings_docs.stack import (
     ClusterSettings,
@@ -56,10 +57,10 @@ SECTIONS = (
 def generated() -> dict[Path, str]:
     """Each generated file's path and its content as the settings classes have it now."""
     documented = settings(SECTIONS)
-    readme = ROOT / "README.md"
+    configuration = ROOT / "docs" / "configuration.md"
     return {
         ROOT / ".env.example": env_example(documented),
-        readme: with_readme_table(readme.read_text(), readme_table(documented)),
+        configuration: with_settings_table(configuration.read_text(), settings_table(documented)),
     }
 
 
@@ -73,7 +74,7 @@ def main() -> int:
         return 1 if stale else 0
     for path, text in generated().items():
         path.write_text(text)
-    print("wrote .env.example and the README's settings table")
+    print("wrote .env.example and the settings table of docs/configuration.md")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Pure functions from settings classes to `.env.example` and the README's table.
+"""Pure functions from settings classes to `.env.example` and the settings table of
+`docs/configuration.md`.
 
 A field's documentation is the string literal right under its declaration (an
 attribute docstring), read from the class's source: pydantic's `description`
@@ -18,8 +19,8 @@ from pathlib import PurePath
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-README_START = "<!-- settings table: `make docs` writes it from the settings classes -->"
-README_END = "<!-- end of the settings table -->"
+TABLE_START = "<!-- settings table: `make docs` writes it from the settings classes -->"
+TABLE_END = "<!-- end of the settings table -->"
 ENV_EXAMPLE_HEADER = (
     "# Copy to .env to change the stack's settings; every variable is optional.\n"
     "# docker compose reads .env from this folder. Values shown are the defaults.\n"
@@ -126,7 +127,7 @@ def env_example(documented: Iterable[Setting]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme_table(documented: Iterable[Setting]) -> str:
+def settings_table(documented: Iterable[Setting]) -> str:
     lines, section = ["| variable | default | what it sets |", "| --- | --- | --- |"], ""
     for setting in documented:
         if setting.section != section:
@@ -137,10 +138,10 @@ def readme_table(documented: Iterable[Setting]) -> str:
     return "\n".join(lines)
 
 
-def with_readme_table(readme: str, table: str) -> str:
-    """The README with the text between the table's markers replaced by `table`."""
-    before, start, rest = readme.partition(README_START)
-    _, end, after = rest.partition(README_END)
+def with_settings_table(page: str, table: str) -> str:
+    """The page with the text between the table's markers replaced by `table`."""
+    before, start, rest = page.partition(TABLE_START)
+    _, end, after = rest.partition(TABLE_END)
     if not start or not end:
-        raise ValueError(f"README.md lacks the markers {README_START!r} and {README_END!r}")
-    return f"{before}{README_START}\n{table}\n{README_END}{after}"
+        raise ValueError(f"the page lacks the markers {TABLE_START!r} and {TABLE_END!r}")
+    return f"{before}{TABLE_START}\n{table}\n{TABLE_END}{after}"

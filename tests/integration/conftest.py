@@ -268,7 +268,7 @@ def key_order_violations(stack: Stack) -> tuple[list[str], int]:
     )
 
 
-# One row per fault case, printed as the README's reliability table after the run; with
+# One row per fault case, printed as docs/reliability.md's table after the run; with
 # KINESIS_IT_PROXY=1, what the proxy injected meanwhile.
 FAULT_ROWS: list[dict[str, Any]] = []
 PROXY_EVENTS: dict[str, int] = {}

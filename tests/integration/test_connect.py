@@ -4,7 +4,7 @@ The server (`spark-connect`, the consumer image) starts in the session stack's p
 a free port. The tutorial's read (scripts/connect_tutorial.py) runs from a container that
 has `pyspark-client` and boto3 and no Java (tests/integration/connect-client), so the
 `format("kinesis")` read can only have run on the server; and from the host, through the
-published port, as the README shows it.
+published port, as docs/spark-connect.md shows it.
 """
 
 from __future__ import annotations

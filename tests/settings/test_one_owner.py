@@ -65,7 +65,7 @@ def test_localstacks_endpoint_is_spelled_once_in_the_code():
     assert spelled == ["services/kinesis-connection/src/kinesis_connection/__init__.py"]
 
 
-def test_both_services_refuse_a_bad_value_in_the_words_the_readme_quotes(monkeypatch, capsys):
+def test_both_services_refuse_a_bad_value_in_the_words_the_docs_quote(monkeypatch, capsys):
     from consumer.settings import load_settings as load_consumer_settings
     from producer.settings import SettingsError
     from producer.settings import load_settings as load_producer_settings
@@ -74,8 +74,8 @@ def test_both_services_refuse_a_bad_value_in_the_words_the_readme_quotes(monkeyp
     with pytest.raises(SystemExit):
         load_consumer_settings()
     line = capsys.readouterr().err.strip()
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    assert f"for example `{line}`" in readme
+    configuration = " ".join((ROOT / "docs" / "configuration.md").read_text().split())
+    assert f"for example `{line}`" in configuration
 
     monkeypatch.delenv("CONSUMER_TRIGGER")
     monkeypatch.setenv("AWS_REGION", "mars")

@@ -1,6 +1,6 @@
 """The settings classes are the one source of every default and its documentation.
 
-`.env.example` and the README's table are generated from them (`make docs`), and
+`.env.example` and the table of docs/configuration.md are generated from them (`make docs`), and
 every `${NAME:-default}` in the compose files must equal the classes' value. All
 checks iterate over every field and every compose variable: a new setting is
 covered without touching this file.

@@ -1,4 +1,4 @@
-"""The tutorial's read through Spark Connect, as the README shows it from a laptop.
+"""The tutorial's read through Spark Connect, as docs/spark-connect.md shows it from a laptop.
 
 Runs where only `pyspark-client` and boto3 are installed (the connect-client image, or
 the host): creates a stream of its own, puts RECORDS numbered events, reads them with

@@ -25,7 +25,7 @@ class ConsumerSettings(KinesisConnection):
     (`KinesisConnection`: stream, region, endpoint) and its own.
 
     The string under each field documents it: `make docs` copies it into
-    `.env.example` and the README's table.
+    `.env.example` and the table of docs/configuration.md.
     """
 
     spark_master: str = Field(

@@ -26,7 +26,7 @@ class KinesisConnection(BaseSettings):
 
     Each `description` is what the variable accepts (errors quote it); the string
     under each field documents it (`make docs` copies it into `.env.example` and
-    the README's table).
+    the table of docs/configuration.md).
     """
 
     # Compose passes unset optional variables as empty strings: treat them as unset.

@@ -35,7 +35,7 @@ class ProducerSettings(KinesisConnection):
 
     Each `description` is what the variable accepts (errors quote it); the string
     under each field documents it (`make docs` copies it into `.env.example` and
-    the README's table).
+    the table of docs/configuration.md).
     """
 
     kinesis_shard_count: int = Field(
