@@ -1,7 +1,8 @@
 """`python -m bench`: every figure, then results.json, results.md and results.png here.
 
 `python -m bench soak` runs the long soak figure alone (bench/soak.py);
-`python -m bench workday [calls|stack]` the working day's figure alone (bench/workday.py);
+`python -m bench workday [calls|stack|calls:chosen ...]` the working day's figure alone
+(bench/workday.py);
 `python -m bench --skip edit_to_running ...` leaves the named figures out;
 `python -m bench --only two_readers` measures figure 15 (bench/fan_out.py), opt-in;
 `python -m bench --only sink ...` (or `cold_start`, `edit_to_running`, ...) measures
