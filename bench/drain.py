@@ -91,7 +91,8 @@ def spark_drain(
     url: str,
     stream: str,
     expected: int,
-    deadline_s: float | None = None,
+    *,
+    deadline_s: int | None = None,
     **options: str,
 ) -> dict[str, Any]:
     """availableNow into the noop sink; wall seconds and Spark's own split of the time.
@@ -107,7 +108,7 @@ def spark_drain(
         )
         if query.awaitTermination(deadline_s) is False:
             query.stop()
-            raise TimeoutError(f"the drain of {stream} was not over after {deadline_s:g} s")
+            raise TimeoutError(f"the drain of {stream} was not over after {deadline_s} s")
         elapsed = time.perf_counter() - started
         progress = query.recentProgress
     rows = sum(p["numInputRows"] for p in progress)

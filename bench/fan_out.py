@@ -16,22 +16,29 @@
     fan_out_latency`): figure 3's pipeline (the consumer's query and sink, the stack's
     500 ms trigger) reading through the proxy with AWS's limits at their real values, one
     run each, same run; each run's events split where their time went (`latency.stretches`)
-    beside the batches' median phases and the proxy's counters.
+    beside the batches' median phases, each stage's median task time (the read stage
+    first: GetRecords, or the wait for the subscription's buffer) and the proxy's counters.
+    Then the proxy's push delay alone (`push_delays`): records put at the same rate, each
+    one's receipt by a plain boto3 subscriber minus its arrival time.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
+import threading
+import time
 from typing import Any
 
+import requests
 from kinesis_proxy import Behaviours, running_proxy
 from pyspark.sql import SparkSession
 from pyspark_kinesis.client import make_client
 from pyspark_kinesis.consumers import consumer_arn
 from pyspark_kinesis.options import KinesisOptions
 
-from bench import latency
+from bench import latency, profile
 from bench.drain import (
     LIMITED_RECORDS,
     LIMITED_SHARDS,
@@ -41,9 +48,10 @@ from bench.drain import (
     share_of_limit,
     spark_drain,
 )
-from bench.emulator import timed_threads
+from bench.emulator import client, create_stream, fresh_localstack, timed_threads
 from bench.shards import LATENCY_RATE, LATENCY_SECONDS
 from testkit.clients import REGION
+from testkit.waiting import wait_until
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,10 @@ READ_MODES = ("polling", "fan-out")
 SHARDS_PER_TASK = LIMITED_SHARDS
 # Both readers at the limit take about 25 s (fan-out) or 50 s (polling, the limit shared);
 # a half still running after this is reported as an error rather than waited for.
-TWO_READERS_DEADLINE_S = 240.0
+TWO_READERS_DEADLINE_S = 240
+# The push delay is measured with records put at the latency figure's rate for this long.
+PUSH_PROBE_SECONDS = 5.0
+PUSH_PROBE_DEADLINE_S = 30.0
 # What the proxy counted that says how a half read: refusals, subscriptions, pushes.
 COUNTERS = (
     "throttled_reads",
@@ -79,15 +90,14 @@ def reader_options(mode: str, reader: str) -> dict[str, str]:
     return options
 
 
-def _register_consumers(url: str, stream: str, options_of: dict[str, dict[str, str]]) -> None:
-    """Each fan-out reader's consumer registered and ACTIVE (the library's own way)."""
-    for options in options_of.values():
-        if options.get("consumerMode") != "efo":
-            continue
-        parsed = KinesisOptions.parse(
-            {"streamName": stream, "endpointUrl": url, "region": REGION, **options}
-        )
-        consumer_arn(make_client(parsed), parsed)
+def registered(url: str, stream: str, name: str) -> str:
+    """The ARN of the stream's fan-out consumer `name`, registered if missing and ACTIVE
+    (the library's own way)."""
+    options = KinesisOptions.parse(
+        {"streamName": stream, "endpointUrl": url, "region": REGION}
+        | reader_options("fan-out", name)
+    )
+    return consumer_arn(make_client(options), options)
 
 
 def _readers_at_once(
@@ -101,7 +111,12 @@ def _readers_at_once(
     def drain_as(reader: str) -> None:
         try:
             results[reader] = spark_drain(
-                spark, url, stream, LIMITED_RECORDS, TWO_READERS_DEADLINE_S, **options_of[reader]
+                spark,
+                url,
+                stream,
+                LIMITED_RECORDS,
+                deadline_s=TWO_READERS_DEADLINE_S,
+                **options_of[reader],
             )
         except Exception as error:  # raised below, with the other reader's
             failures[reader] = error
@@ -120,7 +135,9 @@ def _two_readers_in(
     spent): each one's share of the limit, and what the proxy counted."""
     options_of = {reader: reader_options(mode, reader) for reader in READERS}
     with running_proxy(url, scaled_limits()) as proxy:
-        _register_consumers(proxy.url, stream, options_of)
+        if mode == "fan-out":
+            for reader in READERS:
+                registered(proxy.url, stream, reader)
         runs = _readers_at_once(spark, proxy.url, stream, options_of)
         counters = proxy.counters()
     half: dict[str, Any] = {
@@ -161,22 +178,82 @@ def measure_two_readers(spark: SparkSession, url: str) -> dict[str, Any]:
 def measure_latency(spark: SparkSession) -> dict[str, Any]:
     """Figure 16: p50 and p99 at 200 events/s, fan-out against polling, through the proxy."""
     latency.keep_every_progress(spark)
-    runs = {
-        mode: latency.measure_rate(
+    runs = {}
+    for mode in READ_MODES:
+        stages: list[float] = []
+
+        def inspect(query: Any, stages: list[float] = stages) -> None:
+            try:
+                stages.extend(profile.stage_ms_medians(spark, query))
+            except (requests.RequestException, LookupError, ValueError):  # the run stands
+                log.exception("fan-out latency: Spark's REST API gave no stage times")
+
+        runs[mode] = latency.measure_rate(
             spark,
             LATENCY_RATE,
             LATENCY_SECONDS,
+            inspect,
             behaviours=Behaviours.aws(),
             consumer_read_mode=mode,
         )
-        for mode in READ_MODES
-    }
+        runs[mode]["stage_task_ms_median"] = stages
+        log.info("fan-out latency, %s: %s", mode, json.dumps(runs[mode], default=str))
+    try:
+        push_delay = push_delays()
+    except Exception as error:  # the runs above stand without it
+        log.exception("fan-out latency: the push delay was not measured")
+        push_delay = {"error": f"{type(error).__name__}: {error}"}
     polling, fan_out = runs["polling"], runs["fan-out"]
     return {
         "runs": runs,
         "p50_ratio": _ratio(fan_out["p50_s"], polling["p50_s"]),
         "p99_ratio": _ratio(fan_out["p99_s"], polling["p99_s"]),
+        "push_delay": push_delay,
     }
+
+
+def push_delays() -> dict[str, Any]:
+    """The proxy's push delay alone (AWS documents about 70 ms): the producer's events at
+    figure 16's rate into a fresh stream, read through the proxy by a boto3 subscriber per
+    shard; each record's receipt minus its arrival time."""
+    with (
+        fresh_localstack() as url,
+        running_proxy(url, Behaviours.aws()) as proxy,
+        tempfile.TemporaryDirectory() as work,
+    ):
+        stream = create_stream(url, latency.SHARDS)
+        arn = registered(proxy.url, stream, "push-probe")
+        kinesis = client(proxy.url)
+        delays: list[float] = []
+        subscriptions = [
+            kinesis.subscribe_to_shard(
+                ConsumerARN=arn, ShardId=shard["ShardId"], StartingPosition={"Type": "LATEST"}
+            )["EventStream"]
+            for shard in kinesis.list_shards(StreamName=stream)["Shards"]
+        ]
+        for events in subscriptions:
+            threading.Thread(target=_note_delays, args=(events, delays), daemon=True).start()
+        sent, _ = latency.send_at_rate(
+            latency.producer_writer(url, stream, work), LATENCY_RATE, PUSH_PROBE_SECONDS
+        )
+        wait_until(
+            lambda: len(delays) >= sent, "every record pushed", deadline_s=PUSH_PROBE_DEADLINE_S
+        )
+    ordered = sorted(delays)
+    return {
+        "records": len(ordered),
+        "p50_s": latency.percentile(ordered, 50),
+        "p99_s": latency.percentile(ordered, 99),
+    }
+
+
+def _note_delays(events: Any, delays: list[float]) -> None:
+    """Notes each pushed record's receipt minus its arrival time, until the stream ends
+    (the proxy ends every event stream when it stops)."""
+    for message in events:
+        received = time.time()
+        for record in message.get("SubscribeToShardEvent", {}).get("Records", []):
+            delays.append(received - record["ApproximateArrivalTimestamp"].timestamp())
 
 
 def _ratio(value: float | None, reference: float | None) -> float | None:

@@ -128,7 +128,6 @@ def measure_rate(
     """The figure at `rate` on a stream of `shards`; `inspect` sees the query once the run
     is over, before it stops. With `behaviours` the consumer reads through a proxy acting
     so; `consumer` overrides the consumer's settings (`consumer_read_mode`, ...)."""
-    count = int(rate * seconds)
     with (
         fresh_localstack() as url,
         tempfile.TemporaryDirectory() as work,
@@ -139,10 +138,7 @@ def measure_rate(
         settings = consumer_settings(stream, read_url, work, **consumer)
         query = start_query(spark, settings)
         _wait_for_first_trigger(query)
-        producer_settings = ProducerSettings(kinesis_stream_name=stream, kinesis_endpoint_url=url)
-        writer = KinesisWriter(
-            make_client(producer_settings), stream, UnsentFile(Path(work) / "unsent.jsonl")
-        )
+        writer = producer_writer(url, stream, work)
         with SinkWatcher(Path(settings.consumer_output_path) / EVENTS) as watcher:
             # Warm-up: the first batch with data pays the Python workers' start and the
             # sink's first write; a running consumer has paid them long ago.
@@ -150,14 +146,7 @@ def measure_rate(
             _wait_until(lambda: len(watcher.sightings) >= WARM_UP, DRAIN_DEADLINE_S)
             _wait_until(lambda: not query.status["isTriggerActive"], DRAIN_DEADLINE_S)
             watcher.sightings.clear()
-            records = (to_record(event) for event in EventFactory(3).random_events(count))
-            # Time-bound: on a busy machine the emulator may not take `rate` records/s.
-            stopping = threading.Event()
-            threading.Timer(seconds, stopping.set).start()
-            sent_before, started = writer.stats.sent, time.perf_counter()
-            pump(writer, records, stopping, Pacer(rate))
-            sent_in = time.perf_counter() - started
-            sent = writer.stats.sent - sent_before
+            sent, sent_in = send_at_rate(writer, rate, seconds)
             _wait_until(lambda: len(watcher.sightings) >= sent, DRAIN_DEADLINE_S)
         # Stopping in the middle of a batch's writes only adds noise to the log.
         _wait_until(lambda: not query.status["isTriggerActive"], DRAIN_DEADLINE_S)
@@ -179,9 +168,9 @@ def measure_rate(
         # Events not in the sink by the deadline have no latency: then p99 is a lower bound.
         "seen": len(latencies),
         "mean_s": sum(latencies) / len(latencies) if latencies else None,
-        "p50_s": _percentile(latencies, 50),
-        "p95_s": _percentile(latencies, 95),
-        "p99_s": _percentile(latencies, 99),
+        "p50_s": percentile(latencies, 50),
+        "p95_s": percentile(latencies, 95),
+        "p99_s": percentile(latencies, 99),
         "batches": len(batches),
         "batch_ms_median": _median([p["durationMs"]["triggerExecution"] for p in batches]),
         "phase_ms_median": {
@@ -217,6 +206,24 @@ def stretches(sightings: list[Sighting], starts: dict[int, float]) -> dict[str, 
     }
 
 
+def producer_writer(url: str, stream: str, work: str) -> KinesisWriter:
+    """The producer's writer of `stream` at `url`, keeping what it cannot send under `work`."""
+    settings = ProducerSettings(kinesis_stream_name=stream, kinesis_endpoint_url=url)
+    return KinesisWriter(make_client(settings), stream, UnsentFile(Path(work) / "unsent.jsonl"))
+
+
+def send_at_rate(writer: KinesisWriter, rate: int, seconds: float) -> tuple[int, float]:
+    """The producer's pump of events paced at `rate` for `seconds`: events sent, and the
+    seconds sending took."""
+    records = (to_record(event) for event in EventFactory(3).random_events(int(rate * seconds)))
+    # Time-bound: on a busy machine the emulator may not take `rate` records/s.
+    stopping = threading.Event()
+    threading.Timer(seconds, stopping.set).start()
+    sent_before, started = writer.stats.sent, time.perf_counter()
+    pump(writer, records, stopping, Pacer(rate))
+    return writer.stats.sent - sent_before, time.perf_counter() - started
+
+
 def jobs_per_batch(spark: SparkSession, query: Any) -> dict[str, float]:
     """Spark jobs per batch that ran, from the status tracker (fed by Spark's listener bus).
 
@@ -237,7 +244,7 @@ def _wait_until(condition: Callable[[], bool], deadline_s: float) -> None:
         time.sleep(0.05)
 
 
-def _percentile(values: list[float], percent: float) -> float | None:
+def percentile(values: list[float], percent: float) -> float | None:
     if not values:
         return None
     index = min(len(values) - 1, round(percent / 100 * (len(values) - 1)))
