@@ -185,10 +185,12 @@ def measure_rate(
 
 
 def batch_starts(progress: list[dict[str, Any]]) -> dict[int, float]:
-    """Each batch's trigger start (epoch seconds), from Spark's progress reports."""
+    """Each batch's trigger start (epoch seconds), from Spark's progress reports of the
+    triggers that read rows (an idle trigger reports the id of the batch still to come)."""
     return {
         int(report["batchId"]): datetime.fromisoformat(report["timestamp"]).timestamp()
         for report in progress
+        if report["numInputRows"]
     }
 
 

@@ -43,8 +43,11 @@ def test_a_read_at_the_limit_is_1x():
 
 def test_batch_starts_are_the_progress_timestamps_by_batch():
     progress = [
-        {"batchId": 4, "timestamp": "2026-12-07T13:00:00.250Z"},
-        {"batchId": 5, "timestamp": "2026-12-07T13:00:00.750Z"},
+        {"batchId": 4, "timestamp": "2026-12-07T13:00:00.250Z", "numInputRows": 3},
+        # An idle trigger names the batch to come; that batch's own trigger is its start.
+        {"batchId": 5, "timestamp": "2026-12-07T13:00:00.500Z", "numInputRows": 0},
+        {"batchId": 5, "timestamp": "2026-12-07T13:00:00.750Z", "numInputRows": 2},
+        {"batchId": 6, "timestamp": "2026-12-07T13:00:01.250Z", "numInputRows": 0},
     ]
     start = datetime(2026, 12, 7, 13, tzinfo=UTC).timestamp()
     assert batch_starts(progress) == {4: start + 0.25, 5: start + 0.75}
