@@ -4,7 +4,8 @@
 `python -m bench workday [calls|stack|calls:chosen ...]` the working day's figure alone
 (bench/workday.py);
 `python -m bench --skip edit_to_running ...` leaves the named figures out;
-`python -m bench --only two_readers` measures figure 15 (bench/fan_out.py), opt-in;
+`python -m bench --only two_readers fan_out_latency` measures figures 15 and 16
+(bench/fan_out.py), which only run when named;
 `python -m bench --only sink ...` (or `cold_start`, `edit_to_running`, ...) measures
 the named figures alone and prints them as JSON with the 1-minute load average around
 each, leaving results.* as they are (a partial run is not the bench's record).
@@ -21,11 +22,13 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from consumer.app import build_session
 from consumer.settings import ConsumerSettings
+from pyspark.sql import SparkSession
 
 from bench import (
     coldstart,
@@ -110,7 +113,7 @@ def attempt(name: str, figure: Callable[[], Any]) -> Any:
 def spark_figures(results: dict[str, Any]) -> None:
     spark_names = {"drain", "drain under limits", "sink", "batch read", "latency"}
     spark_names |= {"many shards latency", "many shards handful", "many shards planning"}
-    spark_names |= {"two readers"}
+    spark_names |= set(OPT_IN)
     if only and not only & spark_names:
         return
     # The JVM starts only now, after the figures that want both cores to themselves.
@@ -141,16 +144,25 @@ def spark_figures(results: dict[str, Any]) -> None:
         results["latency"] = attempt(
             "latency", lambda: latency.measure(spark, LATENCY_RATES, LATENCY_SECONDS)
         )
-        if "two readers" in only:  # opt-in: `python -m bench --only two_readers`
-
-            def two_readers_figure() -> dict[str, Any]:
-                with fresh_localstack() as url:
-                    return fan_out.measure_two_readers(spark, url)
-
-            results["two_readers"] = attempt("two readers", two_readers_figure)
         results.update(shards.figures(attempt, spark))
+        for name, figure in OPT_IN.items():
+            if name in only:
+                results[name.replace(" ", "_")] = attempt(name, partial(figure, spark))
     finally:
         spark.stop()
+
+
+def two_readers(spark: SparkSession) -> dict[str, Any]:
+    with fresh_localstack() as url:
+        return fan_out.measure_two_readers(spark, url)
+
+
+# Figures taken only when named with --only (each is several minutes, and a default run
+# stays as long as it was): figures 15 and 16, fan-out against polling.
+OPT_IN: dict[str, Callable[[SparkSession], Any]] = {
+    "two readers": two_readers,
+    "fan out latency": fan_out.measure_latency,
+}
 
 
 def main() -> int:

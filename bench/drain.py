@@ -40,6 +40,9 @@ LIMITED_RECORD_BYTES = 40_000
 LIMITED_RECORDS = 650
 LIMIT_SCALE = 8
 LIMITED_RECORDS_PER_CALL = 10 * 1_000_000 // LIMIT_SCALE // LIMITED_RECORD_BYTES
+# The proxy's byte rate per shard, and one reader's limit: every shard at that rate.
+SCALED_SHARD_BYTES_PER_S = READ_BYTES_PER_SHARD_PER_S // LIMIT_SCALE
+LIMIT_BYTES_PER_S = LIMITED_SHARDS * SCALED_SHARD_BYTES_PER_S
 
 
 def plain_reader(url: str, stream: str, expected: int, per_call: int = 10_000) -> float:
@@ -84,9 +87,16 @@ def _kinesis(
 
 
 def spark_drain(
-    spark: SparkSession, url: str, stream: str, expected: int, **options: str
+    spark: SparkSession,
+    url: str,
+    stream: str,
+    expected: int,
+    *,
+    deadline_s: int | None = None,
+    **options: str,
 ) -> dict[str, Any]:
-    """availableNow into the noop sink; wall seconds and Spark's own split of the time."""
+    """availableNow into the noop sink; wall seconds and Spark's own split of the time.
+    A drain not over `deadline_s` after its start is stopped and raises TimeoutError."""
     with tempfile.TemporaryDirectory() as checkpoint:
         frame = _kinesis(spark, url, stream, "TRIM_HORIZON", **options)
         started = time.perf_counter()
@@ -96,7 +106,9 @@ def spark_drain(
             .trigger(availableNow=True)
             .start()
         )
-        query.awaitTermination()
+        if query.awaitTermination(deadline_s) is False:
+            query.stop()
+            raise TimeoutError(f"the drain of {stream} was not over after {deadline_s} s")
         elapsed = time.perf_counter() - started
         progress = query.recentProgress
     rows = sum(p["numInputRows"] for p in progress)
@@ -197,15 +209,43 @@ def limited_stream(url: str) -> tuple[str, int]:
     return stream, sum(record.size for record in records)
 
 
+def scaled_limits() -> Behaviours:
+    """AWS's behaviours at the proxy, its read bytes per shard (polling's and each fan-out
+    consumer's alike) scaled down LIMIT_SCALE times."""
+    return Behaviours.aws(read_bytes_per_s=SCALED_SHARD_BYTES_PER_S)
+
+
+def share_of_limit(total_bytes: int, seconds: float) -> float:
+    """A read of `total_bytes` in `seconds` as a share of one reader's limit."""
+    return total_bytes / seconds / LIMIT_BYTES_PER_S
+
+
+def limited_figure(spark: SparkSession, url: str) -> tuple[str, int, dict[str, Any]]:
+    """Figure 10's stream, loaded, with the session's Python workers warmed on it (a drain
+    around the proxy): its name, its bytes, and what every figure read under the scaled
+    limits reports first."""
+    stream, total_bytes = limited_stream(url)
+    spark_drain(spark, url, stream, LIMITED_RECORDS, **SCALED)
+    return (
+        stream,
+        total_bytes,
+        {
+            "records": LIMITED_RECORDS,
+            "shards": LIMITED_SHARDS,
+            "task_slots": spark.sparkContext.defaultParallelism,
+            "megabytes": total_bytes / 1e6,
+            "limit_megabytes_per_s": LIMIT_BYTES_PER_S / 1e6,
+            "limit_scale": LIMIT_SCALE,
+        },
+    )
+
+
 def measure_under_limits(spark: SparkSession, url: str) -> dict[str, Any]:
     """Figure 10: Spark's drain and the plain reader's, each through a fresh proxy enforcing
     AWS's read limits (bytes scaled, see LIMIT_SCALE), as a share of the limit itself
     (shards x the byte rate). Fresh, because a drain leaves the shards' byte budgets spent."""
-    stream, total_bytes = limited_stream(url)
-    shard_bytes_per_s = READ_BYTES_PER_SHARD_PER_S // LIMIT_SCALE
-    limit_bytes_per_s = LIMITED_SHARDS * shard_bytes_per_s
-    limits = Behaviours.aws(read_bytes_per_s=shard_bytes_per_s)
-    spark_drain(spark, url, stream, LIMITED_RECORDS, **SCALED)  # the Python workers warm
+    stream, total_bytes, figure = limited_figure(spark, url)
+    limits = scaled_limits()
     with running_proxy(url, limits) as proxy:
         spark_run = spark_drain(spark, proxy.url, stream, LIMITED_RECORDS, **SCALED)
         spark_refused = proxy.counters().get("throttled_reads", 0)
@@ -217,25 +257,17 @@ def measure_under_limits(spark: SparkSession, url: str) -> dict[str, Any]:
     with running_proxy(url, limits) as proxy:
         plain_s = plain_reader(proxy.url, stream, LIMITED_RECORDS, LIMITED_RECORDS_PER_CALL)
         plain_refused = proxy.counters().get("throttled_reads", 0)
-    spark_bytes_per_s = total_bytes / spark_run["batch_seconds"]
     return {
-        "records": LIMITED_RECORDS,
-        "shards": LIMITED_SHARDS,
         # One task reads the 4 shards at once (shardsPerTask, default 8).
-        "task_slots": spark.sparkContext.defaultParallelism,
-        "megabytes": total_bytes / 1e6,
-        "limit_megabytes_per_s": limit_bytes_per_s / 1e6,
-        "limit_scale": LIMIT_SCALE,
+        **figure,
         "records_per_call": LIMITED_RECORDS_PER_CALL,
         "spark": spark_run,
-        "spark_vs_limit": total_bytes / spark_run["seconds"] / limit_bytes_per_s,
-        "spark_batches_vs_limit": spark_bytes_per_s / limit_bytes_per_s,
+        "spark_vs_limit": share_of_limit(total_bytes, spark_run["seconds"]),
+        "spark_batches_vs_limit": share_of_limit(total_bytes, spark_run["batch_seconds"]),
         "one_shard_per_task": one_per_task,
-        "one_shard_per_task_vs_limit": (
-            total_bytes / one_per_task["batch_seconds"] / limit_bytes_per_s
-        ),
+        "one_shard_per_task_vs_limit": share_of_limit(total_bytes, one_per_task["batch_seconds"]),
         "spark_refused_reads": spark_refused,
         "plain_seconds": plain_s,
-        "plain_vs_limit": total_bytes / plain_s / limit_bytes_per_s,
+        "plain_vs_limit": share_of_limit(total_bytes, plain_s),
         "plain_refused_reads": plain_refused,
     }

@@ -12,6 +12,7 @@ RocksDB, the sink's Parquet writes).
 from __future__ import annotations
 
 import os
+import statistics
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +62,24 @@ def last_jobs(spark: SparkSession, count: int) -> None:
                     f"{metrics['executorRunTime']} ms ({metrics['executorCpuTime'] // 10**6} ms "
                     "of it on the JVM's CPU)"
                 )
+
+
+def stage_ms_medians(spark: SparkSession, query: Any) -> list[float]:
+    """Per stage of the query's batches, in the order each batch's job runs them (the read
+    stage first, then the state stage), the median over its jobs of a task's run time
+    (the stage's executorRunTime over its tasks), from the REST API."""
+    by_order: list[list[float]] = []
+    for job_id in spark.sparkContext.statusTracker().getJobIdsForGroup(str(query.runId)):
+        ran = [
+            _rest(spark, f"stages/{stage}")[0]
+            for stage in sorted(_rest(spark, f"jobs/{job_id}")["stageIds"])
+        ]
+        ran = [stage for stage in ran if stage["numCompleteTasks"]]
+        for order, stage in enumerate(ran):
+            if order == len(by_order):
+                by_order.append([])
+            by_order[order].append(stage["executorRunTime"] / stage["numCompleteTasks"])
+    return [statistics.median(times) for times in by_order]
 
 
 def main() -> None:
