@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark_kinesis.ends import EndStore, end_store
+from pyspark_kinesis.ends import EndStore, ShardEnd, end_store
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
-from pyspark_kinesis.reading import ShardEnd
 from pyspark_kinesis.shards import Take
 
 pytestmark = pytest.mark.unit
