@@ -390,11 +390,11 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def commit(self, end: dict[str, Any]) -> None:
         """Removes the notes of the batch before the one ending at `end`.
 
-        Spark calls it on the driver's Python planner process once it has
-        committed the batch ending at `end` (the sink's output and the commit
-        log written). The next batch starts from `end`'s notes; the batch before
-        needs none any more. (After a restart the first commit has no batch
-        before it: that batch's notes stay behind.)
+        Spark calls it on the driver's Python planner process with the end of
+        a batch it has committed, when it constructs the batch after that one.
+        The next batch starts from `end`'s notes; the batch before needs none
+        any more. (After a restart the first commit has no batch before it:
+        that batch's notes stay behind.)
         """
         takes = planned_takes(self._progress_of(end))
         for shard, position, take in self._committed_takes - takes:
