@@ -192,6 +192,7 @@ class TakeReader(ABC):
         return self.end
 
 
+@dataclass(eq=False)
 class TakeRead(TakeReader):
     """The records `take` covers in a shard after `start`, read with GetRecords.
 
