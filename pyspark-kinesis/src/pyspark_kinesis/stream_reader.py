@@ -5,7 +5,7 @@ Where each method runs
 ----------------------
 Spark calls the planning methods (`initialOffset`, `getDefaultReadLimit`,
 `prepareForTriggerAvailableNow`, `latestOffset`, `reportLatestOffset`,
-`partitions`, `commit`; `stop`, see there) on the driver, in one Python process per
+`partitions`, `commit`; `stop`: see there) on the driver, in one Python process per
 source of a running query (the driver's Python planner process, pyspark's
 `python_streaming_source_runner`), which keeps this reader and its state for
 the whole run. `read` runs on the executors, in their Python workers, on a
@@ -406,9 +406,13 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         iterators and the ends found. Safe to call more than once.
 
         Spark's contract: called when the query stops, on the driver's Python
-        planner process. The notes stay (a restarted query plans from them);
-        the process's shared clients and fan-out consumers stay too
-        (`deregister_consumers` removes those).
+        planner process. PySpark 4.3 as measured (tests/test_stop.py, on the
+        installed PySpark) does not call it for a Python stream reader: when
+        the query stops, the JVM ends the planner process before its runner
+        (`python_streaming_source_runner`) reaches its `reader.stop()`. The
+        notes stay (a restarted query plans from them); the process's shared
+        clients and fan-out consumers stay too (`deregister_consumers` removes
+        those).
         """
         self.__dict__.update(self.__getstate__())
 
