@@ -14,6 +14,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from botocore.exceptions import ClientError
 from kinesis_proxy import Behaviours, KinesisProxy
 from pyspark_kinesis import deregister_consumers
+from test_query_stop import planner_processes
 from test_streaming import (
     DEADLINE_S,
     BatchLog,
@@ -113,6 +114,50 @@ def test_the_consumer_is_deregistered_by_deregister_consumers_after_the_query(
     deregister_consumers(options)
     assert consumers_of(kinesis_client, stream).get("reader") in (None, "DELETING")
     deregister_consumers(options)  # gone already: no error
+
+
+def consumers_after_a_query(
+    spark, endpoint: str, kinesis_client, stream_factory, tmp_path, **options: str
+) -> dict[str, str]:
+    """Runs a fan-out query until it read 5 records, stops it, and once its planner process
+    is gone, says the stream's consumers."""
+    stream = stream_factory(1)
+    put(kinesis_client, stream, messages(0, 5))
+    log = BatchLog()
+    frame = source(
+        spark, endpoint, stream, startingPosition="TRIM_HORIZON", **DATABRICKS_DIALECT, **options
+    )
+    query = run(frame, log, tmp_path, processingTime="500 milliseconds")
+    try:
+        wait_until(lambda: len(log.numbers) >= 5, "the records", deadline_s=DEADLINE_S)
+        assert consumers_of(kinesis_client, stream) == {"reader": "ACTIVE"}
+    finally:
+        query.stop()
+    wait_until(lambda: not planner_processes(), "the planner process to end")
+    return consumers_of(kinesis_client, stream)
+
+
+def test_require_consumer_deregistration_deregisters_the_consumer_when_the_query_stops(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    consumers = consumers_after_a_query(
+        spark,
+        kinesis_endpoint,
+        kinesis_client,
+        stream_factory,
+        tmp_path,
+        requireConsumerDeregistration="true",
+    )
+    assert consumers.get("reader") in (None, "DELETING")
+
+
+def test_by_default_the_consumer_stays_registered_when_the_query_stops(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    consumers = consumers_after_a_query(
+        spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    )
+    assert consumers == {"reader": "ACTIVE"}
 
 
 def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
