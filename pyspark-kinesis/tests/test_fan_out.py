@@ -327,7 +327,16 @@ def restart_after_a_trim(
     checkpoint = tmp_path / "checkpoint"
     first = BatchLog()
     frame = source(spark, kinesis_proxy.url, stream, **options, **DATABRICKS_DIALECT)
-    assert run(frame, first, checkpoint, once=True).awaitTermination(DEADLINE_S)
+    # One batch (Trigger.Once would ignore maxRecordsPerTrigger), stopped once committed.
+    query = run(frame, first, checkpoint, processingTime="1 hour")
+    try:
+        wait_until(
+            lambda: any(progress["batchId"] == 0 for progress in query.recentProgress),
+            "the first batch committed",
+            deadline_s=DEADLINE_S,
+        )
+    finally:
+        query.stop()
     assert first.numbers == list(range(5))
     kinesis_proxy.behaviours = Behaviours(fan_out=True, trimmed_records=10)
     # Another consumer, so that no Python worker's buffer still holds what was pushed before.
