@@ -13,16 +13,14 @@ installed the tutorial's code runs as written::
           .option("startingposition", "TRIM_HORIZON")
           .load())
 
-See `pyspark_kinesis.stream_reader` for how batches replay exactly, and
-`pyspark_kinesis.data_source` for the data source Spark finds here.
+See `pyspark_kinesis.source` for how batches replay exactly.
 """
 
 from importlib.metadata import version
 
 from pyspark_kinesis.consumers import deregister_consumers
-from pyspark_kinesis.data_source import KinesisDataSource
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
-from pyspark_kinesis.rows import SCHEMA
+from pyspark_kinesis.source import SCHEMA, KinesisDataSource
 
 # Written once, in pyproject.toml; read from the installed package's metadata.
 __version__ = version("pyspark-kinesis")
