@@ -448,9 +448,11 @@ def write(results: dict[str, Any], folder: Path) -> str:
             "| settings | records held | fill rate, rec/s | PutRecords of 10 | GetRecords "
             "| load (1 min) | measured |",
             "| --- | ---: | ---: | --- | --- | --- | --- |",
-            *_calls_rows("chosen", {"measured_at": when} | calls["chosen"]),
-            *_calls_rows("renewal only", {"measured_at": when} | calls["renewal_only"]),
-            *_calls_rows("before", {"measured_at": when} | calls["before"]),
+            *(
+                row
+                for name in ("chosen", "renewal_only", "before")
+                for row in _calls_rows(name.replace("_", " "), {"measured_at": when} | calls[name])
+            ),
             "",
         ]
     if "stack" in results:
