@@ -25,7 +25,7 @@ from pyspark.sql.streaming.datasource import ReadAllAvailable
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON
 from pyspark_kinesis.shards import streams_from_offset
-from pyspark_kinesis.source import KinesisStreamReader
+from pyspark_kinesis.stream_reader import KinesisStreamReader
 
 from bench import latency
 from bench.emulator import client, create_stream, fresh_localstack

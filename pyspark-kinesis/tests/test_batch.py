@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
-from pyspark_kinesis.batch import parents_first
+from pyspark_kinesis.batch_reader import parents_first
 from pyspark_kinesis.shards import Shard
 
 from testkit.streams import wait_active

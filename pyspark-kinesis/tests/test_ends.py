@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark_kinesis.ends import EndStore, end_store
+from pyspark_kinesis.ends import EndStore, ShardEnd, end_store
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
-from pyspark_kinesis.reading import ShardEnd
 from pyspark_kinesis.shards import Take
 
 pytestmark = pytest.mark.unit
 
+GOLDEN = Path(__file__).parent / "golden"
 SHARD = "shardId-000000000000"
+SEQUENCE_2 = "49650000000000000000000000000000000000000000000000000002"
+SEQUENCE_17 = "49650000000000000000000000000000000000000000000000000017"
 TAKE = Take(until_s=1_764_000_000.25, limit=10)
 END = ShardEnd(after("49590000000000000000000000002"), ended=False, records=10)
 OTHER_END = ShardEnd(after("49590000000000000000000000009"), ended=False, records=10)
@@ -125,6 +128,45 @@ def test_what_a_read_saw_after_its_end_survives_the_note() -> None:
     )
     again = ShardEnd.from_json(seen.to_json())
     assert (again.next_arrival_s, again.millis_behind_latest, again.next_read_s) == (1.25, 40, 2.5)
+
+
+# The note's format: golden files written by the release that introduced them.
+BUSY_SHARD_END = ShardEnd(
+    after(SEQUENCE_17, 3),
+    ended=False,
+    records=5,
+    next_read_s=1_704_067_200.5,
+    next_arrival_s=1_704_067_200.75,
+    millis_behind_latest=40,
+)
+CLOSED_SHARD_END = ShardEnd(after(SEQUENCE_2), ended=True, records=2, next_read_s=1_704_067_200.5)
+
+
+def golden(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((GOLDEN / name).read_text())
+    return document
+
+
+@pytest.mark.parametrize(
+    ("name", "end"),
+    [("note-busy-shard.json", BUSY_SHARD_END), ("note-closed-shard.json", CLOSED_SHARD_END)],
+)
+def test_a_golden_note_loads_whole_and_is_written_the_same(name: str, end: ShardEnd) -> None:
+    loaded = ShardEnd.from_json(golden(name))
+    # Every field, also those ShardEnd's equality leaves out (what the reader saw).
+    seen = (loaded.next_read_s, loaded.next_arrival_s, loaded.millis_behind_latest)
+    assert (loaded, seen) == (end, (end.next_read_s, end.next_arrival_s, end.millis_behind_latest))
+    assert end.to_json() == golden(name)
+
+
+def test_a_golden_note_in_a_directory_store_is_served(tmp_path: Path) -> None:
+    ends = store(str(tmp_path), "http://localhost:4566")
+    ends.put(SHARD, TRIM_HORIZON, TAKE, END)
+    (written,) = [path for path in tmp_path.rglob("*.json")]
+    written.write_text((GOLDEN / "note-busy-shard.json").read_text())
+    served = ends.get(SHARD, TRIM_HORIZON, TAKE)
+    assert served is not None
+    assert (served, served.next_arrival_s) == (BUSY_SHARD_END, 1_704_067_200.75)
 
 
 def test_a_store_serves_one_stream_of_several(notes_path: str, endpoint: str) -> None:

@@ -12,6 +12,7 @@ from botocore.credentials import RefreshableCredentials
 from kinesis_proxy import Behaviours
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
 from pyspark_kinesis.client import KinesisSourceError, make_client
+from pyspark_kinesis.planning import DEFAULT_MAX_RECORDS_PER_SHARD
 from pyspark_kinesis.positions import TRIM_HORIZON
 from pyspark_kinesis.shards import (
     Progress,
@@ -21,7 +22,7 @@ from pyspark_kinesis.shards import (
     progress_to_offset,
     streams_from_offset,
 )
-from pyspark_kinesis.source import DEFAULT_MAX_RECORDS_PER_SHARD, KinesisStreamReader
+from pyspark_kinesis.stream_reader import KinesisStreamReader
 from test_reading import SHARD_0, options_for, shard_ids
 
 from testkit.streams import wait_active

@@ -11,11 +11,12 @@ import pytest
 from kinesis_proxy import Behaviours
 from pyspark.sql.streaming.datasource import ReadAllAvailable
 from pyspark_kinesis.client import KinesisSourceError, call, make_client
+from pyspark_kinesis.ends import ShardEnd
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
-from pyspark_kinesis.reading import Peek, ShardEnd, TakeRead, peek_from_end, peek_shard, read_range
+from pyspark_kinesis.reading import Peek, TakeRead, peek_from_end, peek_shard, read_range
 from pyspark_kinesis.shards import Take
-from pyspark_kinesis.source import KinesisStreamReader
+from pyspark_kinesis.stream_reader import KinesisStreamReader
 
 from testkit.clients import REGION
 from testkit.streams import wait_active

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark_kinesis.extra_options import BatchReadOptions, SinkOptions
 from pyspark_kinesis.options import KinesisOptions
+from pyspark_kinesis.planning import DEFAULT_MAX_RECORDS_PER_SHARD
 from pyspark_kinesis.reading import DEFAULT_FETCH_RATE_MB
-from pyspark_kinesis.source import DEFAULT_MAX_RECORDS_PER_SHARD
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from pyspark_kinesis.client import make_client
+from pyspark_kinesis.ends import ShardEnd
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, parse_position
-from pyspark_kinesis.reading import ROWS, ShardEnd, TakeRead, peek_shard, read_range
+from pyspark_kinesis.reading import ROWS, TakeRead, peek_shard, read_range
 from pyspark_kinesis.shards import Take
 
 pytestmark = pytest.mark.unit

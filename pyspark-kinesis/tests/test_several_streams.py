@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
+from pyspark_kinesis.planning import behind_by_stream
 from pyspark_kinesis.positions import TRIM_HORIZON, after, at_timestamp
 from pyspark_kinesis.reading import ShardCursor
 from pyspark_kinesis.shards import (
@@ -22,7 +23,6 @@ from pyspark_kinesis.shards import (
     streams_to_offset,
     with_new_shards,
 )
-from pyspark_kinesis.source import behind_by_stream
 
 pytestmark = pytest.mark.unit
 

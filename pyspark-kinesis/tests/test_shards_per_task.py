@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kinesis_proxy import Behaviours
 from pyspark.sql.streaming.datasource import ReadAllAvailable
-from pyspark_kinesis.source import ShardGroup
+from pyspark_kinesis.partitions import ShardGroup
 from test_planning import fill_every_shard, reader_noting_in, shards_of
 from test_streaming import PartitionLog, by_shard, drain, forget_commit, source
 

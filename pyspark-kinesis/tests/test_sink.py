@@ -155,8 +155,8 @@ def test_records_refused_past_the_deadline_fail_the_write_with_their_count(
 @pytest.mark.parametrize("write", ["batch", "stream"])
 def test_an_s3_metadata_path_is_refused_for_the_sink_naming_it(write: str) -> None:
     from pyspark.sql.types import BinaryType, StringType, StructField, StructType
+    from pyspark_kinesis.data_source import KinesisDataSource
     from pyspark_kinesis.options import KinesisOptionError
-    from pyspark_kinesis.source import KinesisDataSource
 
     options = {"streamName": "events", "region": "us-east-1", "metadataPath": "s3://bucket/x"}
     schema = StructType(

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 from pyspark_kinesis.options import DEFAULT_SHARDS_PER_TASK, KinesisOptionError, KinesisOptions
+from pyspark_kinesis.partitions import ShardBatch, ShardGroup, shard_groups
 from pyspark_kinesis.positions import TRIM_HORIZON, after
 from pyspark_kinesis.shards import StreamShard, Take
-from pyspark_kinesis.source import ShardBatch, ShardGroup, shard_groups
 from pyspark_kinesis.task_groups import task_groups, waits_in_group
 from pyspark_kinesis.task_reading import read_at_once
 

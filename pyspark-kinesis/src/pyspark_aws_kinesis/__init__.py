@@ -15,7 +15,7 @@ examples run as written::
           .load())
 """
 
-from pyspark_kinesis.source import KinesisDataSource
+from pyspark_kinesis.data_source import KinesisDataSource
 
 
 class AwsKinesisDataSource(KinesisDataSource):

@@ -13,14 +13,16 @@ installed the tutorial's code runs as written::
           .option("startingposition", "TRIM_HORIZON")
           .load())
 
-See `pyspark_kinesis.source` for how batches replay exactly.
+See `pyspark_kinesis.stream_reader` for how batches replay exactly, and
+`pyspark_kinesis.data_source` for the data source Spark finds here.
 """
 
 from importlib.metadata import version
 
 from pyspark_kinesis.consumers import deregister_consumers
+from pyspark_kinesis.data_source import KinesisDataSource
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
-from pyspark_kinesis.source import SCHEMA, KinesisDataSource
+from pyspark_kinesis.rows import SCHEMA
 
 # Written once, in pyproject.toml; read from the installed package's metadata.
 __version__ = version("pyspark-kinesis")

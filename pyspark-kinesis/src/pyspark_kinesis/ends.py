@@ -19,6 +19,10 @@ exists; S3: a conditional write, `If-None-Match: *`, which AWS S3 and LocalStack
 4.14 honour; an S3-compatible store that ignores it lets a later attempt's note
 replace the first). The reader removes a batch's notes
 once Spark has committed the batch after it (`KinesisStreamReader.commit`).
+
+A note is a `ShardEnd` as JSON (`ShardEnd.to_json`, `ShardEnd.from_json`): this
+module owns the format, and tests/golden/note-*.json hold notes as written, which
+every later release must still load (a query's notes outlive an upgrade).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pyspark_kinesis.client import error_code, make_s3_client
 from pyspark_kinesis.options import KinesisOptions, s3_location
-from pyspark_kinesis.positions import Position
-from pyspark_kinesis.reading import ShardEnd
+from pyspark_kinesis.positions import Position, parse_position
 from pyspark_kinesis.shards import Take
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,53 @@ _ALREADY_WRITTEN = "PreconditionFailed"
 _MISSING = frozenset({"NoSuchKey", "404"})
 # How long a task keeps trying to write its note while S3 reports a concurrent write.
 NOTE_WRITE_PATIENCE_S = 30.0
+
+
+@dataclass(frozen=True)
+class ShardEnd:
+    """Where a batch's read of a shard stopped: the next batch starts at `position`.
+
+    The other fields say what the reader saw, not what the batch read (two
+    reads of the same batch may differ in them): `next_read_s`, when the shard
+    may be read again (its reader's pace); `next_arrival_s`, the arrival time
+    of the first record after `position` when the read's last page held one
+    (the batch left it for the next), so the driver need not look at the shard
+    again to know that it has records; `millis_behind_latest` of that page.
+    """
+
+    position: Position
+    ended: bool
+    records: int
+    next_read_s: float = field(default=0.0, compare=False)
+    next_arrival_s: float | None = field(default=None, compare=False)
+    millis_behind_latest: int = field(default=0, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The note's document (as in tests/golden/note-*.json)."""
+        document: dict[str, Any] = {
+            "position": str(self.position),
+            "ended": self.ended,
+            "records": self.records,
+            "nextRead": self.next_read_s,
+            "millisBehindLatest": self.millis_behind_latest,
+        }
+        if self.next_arrival_s is not None:
+            document["nextArrival"] = self.next_arrival_s
+        return document
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ShardEnd:
+        """The end a note says, written by this release or an earlier one (a field added
+        since, such as `nextArrival`, takes its default)."""
+        next_arrival = document.get("nextArrival")
+        return cls(
+            parse_position(document["position"]),
+            bool(document["ended"]),
+            int(document["records"]),
+            float(document.get("nextRead", 0.0)),
+            None if next_arrival is None else float(next_arrival),
+            int(document.get("millisBehindLatest", 0)),
+        )
 
 
 def default_root() -> str:

@@ -3,7 +3,8 @@
 Plain functions over a boto3 client, testable without Spark. The driver uses
 `peek_shard` to see whether a shard has records for the next batch; tasks use
 `TakeRead` to read what a batch takes, or `read_range` to read again up to an
-end an earlier read found.
+end an earlier read found. `TakeRead` is one `TakeReader`, the interface every
+way of reading a shard's take implements (see `take_readers`).
 
 Each record read carries its rows under `ROWS`: its user records after KPL
 de-aggregation, less those its shard position says were read already. Limits
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from itertools import takewhile
 from typing import Any, NamedTuple
 
@@ -23,8 +25,9 @@ from botocore.exceptions import ClientError
 
 from pyspark_kinesis.aggregation import UserRecord, user_records
 from pyspark_kinesis.client import KinesisSourceError, error_code, read_call
+from pyspark_kinesis.ends import ShardEnd
 from pyspark_kinesis.options import KinesisOptions
-from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, parse_position, skips
+from pyspark_kinesis.positions import TRIM_HORIZON, Position, after, skips
 from pyspark_kinesis.shards import Shard, Take
 
 log = logging.getLogger(__name__)
@@ -157,52 +160,41 @@ class ShardCursor:
         self._pause_s = size / (rate * _BYTES_PER_MB)
 
 
-@dataclass(frozen=True)
-class ShardEnd:
-    """Where a batch's read of a shard stopped: the next batch starts at `position`.
+@dataclass(eq=False)
+class TakeReader(ABC):
+    """A task's read of what `take` covers in one shard after `start`: iterated, it yields
+    the records in pages (each record with its rows, `ROWS`); then `end` says where they end.
 
-    The other fields say what the reader saw, not what the batch read (two
-    reads of the same batch may differ in them): `next_read_s`, when the shard
-    may be read again (its reader's pace); `next_arrival_s`, the arrival time
-    of the first record after `position` when the read's last page held one
-    (the batch left it for the next), so the driver need not look at the shard
-    again to know that it has records; `millis_behind_latest` of that page.
+    Every way of reading a shard is one: `TakeRead` (GetRecords) and
+    `subscriptions.SubscribedTake` (enhanced fan-out), picked for a query by
+    `take_readers.take_reader_for`. All return the same records for the same take;
+    `not_before_s` is when the shard's previous reader lets this one call Kinesis.
     """
 
-    position: Position
-    ended: bool
-    records: int
-    next_read_s: float = field(default=0.0, compare=False)
-    next_arrival_s: float | None = field(default=None, compare=False)
-    millis_behind_latest: int = field(default=0, compare=False)
+    client: Any
+    options: KinesisOptions
+    shard_id: str
+    start: Position
+    take: Take
+    _: KW_ONLY
+    not_before_s: float = 0.0
+    end: ShardEnd | None = field(default=None, init=False)
 
-    def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "position": str(self.position),
-            "ended": self.ended,
-            "records": self.records,
-            "nextRead": self.next_read_s,
-            "millisBehindLatest": self.millis_behind_latest,
-        }
-        if self.next_arrival_s is not None:
-            document["nextArrival"] = self.next_arrival_s
-        return document
+    @abstractmethod
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        """The records, a page at a time; `end` is set once they were all read."""
 
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> ShardEnd:
-        next_arrival = document.get("nextArrival")
-        return cls(
-            parse_position(document["position"]),
-            bool(document["ended"]),
-            int(document["records"]),
-            float(document.get("nextRead", 0.0)),
-            None if next_arrival is None else float(next_arrival),
-            int(document.get("millisBehindLatest", 0)),
-        )
+    def read_to_end(self) -> ShardEnd:
+        """Reads the records only to learn where they end."""
+        for _ in self:
+            pass
+        assert self.end is not None
+        return self.end
 
 
-class TakeRead:
-    """The records `take` covers in a shard after `start`, in order; then `end` says where they end.
+@dataclass(eq=False)
+class TakeRead(TakeReader):
+    """The records `take` covers in a shard after `start`, read with GetRecords.
 
     Reading stops at the first record that arrived after `take.until_s`, at
     `take.limit` records, at the end of a closed shard, or where the shard's
@@ -210,21 +202,10 @@ class TakeRead:
     record added afterwards arrives after `until_s`, which was fixed earlier.
     """
 
-    def __init__(
-        self,
-        client: Any,
-        options: KinesisOptions,
-        shard_id: str,
-        start: Position,
-        take: Take,
-        *,
-        not_before_s: float = 0.0,
-    ) -> None:
-        self.start = start
-        self.take = take
-        self._cursor = ShardCursor(client, options, shard_id, start, not_before_s=not_before_s)
-        self._max_per_fetch = options.max_records_per_fetch
-        self.end: ShardEnd | None = None
+    def __post_init__(self) -> None:
+        self._cursor = ShardCursor(
+            self.client, self.options, self.shard_id, self.start, not_before_s=self.not_before_s
+        )
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         limit = self.take.limit
@@ -235,7 +216,8 @@ class TakeRead:
         behind = 0
         while limit is None or taken < limit:
             # Each record holds at least one row: never ask for more records than rows wanted.
-            room = self._max_per_fetch if limit is None else min(limit - taken, self._max_per_fetch)
+            most = self.options.max_records_per_fetch
+            room = most if limit is None else min(limit - taken, most)
             fetch = self._cursor.fetch(room)
             page = take_from_page(
                 fetch.records, self.take.until_s, None if limit is None else limit - taken
@@ -255,13 +237,6 @@ class TakeRead:
         self.end = ShardEnd(
             last or self.start, ended, taken, self._cursor.next_call_s, next_arrival_s, behind
         )
-
-    def read_to_end(self) -> ShardEnd:
-        """Reads the records only to learn where they end."""
-        for _ in self:
-            pass
-        assert self.end is not None
-        return self.end
 
 
 @dataclass(frozen=True)

@@ -38,17 +38,16 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 
 from pyspark_kinesis import consumers
 from pyspark_kinesis.client import KinesisSourceError, error_code, make_client
+from pyspark_kinesis.ends import ShardEnd
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.positions import Position, after
 from pyspark_kinesis.reading import (
-    ShardEnd,
-    TakeRead,
+    TakeReader,
     at_or_after,
     peek_shard,
     take_from_page,
     with_rows,
 )
-from pyspark_kinesis.shards import Take
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +336,7 @@ def subscription_for(options: KinesisOptions, shard_id: str) -> Subscription:
         return subscription
 
 
-class SubscribedTake:
+class SubscribedTake(TakeReader):
     """What `take` covers in a shard after `start`, read from the shard's subscription;
     then `end` says where it ended. The same records as `reading.TakeRead` reads.
 
@@ -347,22 +346,6 @@ class SubscribedTake:
     later than that is left to the next batch; the batch's note (`ends`) makes
     any re-read of this batch end where this one did.
     """
-
-    def __init__(
-        self,
-        options: KinesisOptions,
-        shard_id: str,
-        start: Position,
-        take: Take,
-        *,
-        not_before_s: float = 0.0,
-    ) -> None:
-        self.options = options
-        self.shard_id = shard_id
-        self.start = start
-        self.take = take
-        self.not_before_s = not_before_s
-        self.end: ShardEnd | None = None
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         subscription = subscription_for(self.options, self.shard_id)
@@ -422,7 +405,7 @@ class SubscribedTake:
         """Whether a closed shard ends at `position`, asked with one GetRecords: a
         subscription that stops without naming the children (as an emulator's may)."""
         peek = peek_shard(
-            make_client(self.options),
+            self.client,
             self.options,
             self.shard_id,
             position,
@@ -430,19 +413,3 @@ class SubscribedTake:
             not_before_s=self.not_before_s,
         )
         return peek.ended
-
-
-def take_reader(
-    client: Any,
-    options: KinesisOptions,
-    shard_id: str,
-    start: Position,
-    take: Take,
-    *,
-    not_before_s: float = 0.0,
-) -> TakeRead | SubscribedTake:
-    """How a task reads its take of a shard: from the shard's subscription under
-    enhanced fan-out, else with GetRecords. Both yield the same records."""
-    if options.fan_out:
-        return SubscribedTake(options, shard_id, start, take, not_before_s=not_before_s)
-    return TakeRead(client, options, shard_id, start, take, not_before_s=not_before_s)

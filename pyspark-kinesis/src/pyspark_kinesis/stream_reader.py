@@ -1,4 +1,18 @@
-"""The Spark-facing classes: the data source, its stream reader and the task's partition.
+"""The stream reader (`spark.readStream.format("kinesis")`): plans batches on the driver,
+its tasks read them on the executors.
+
+Where each method runs
+----------------------
+Spark calls the planning methods (`initialOffset`, `getDefaultReadLimit`,
+`prepareForTriggerAvailableNow`, `latestOffset`, `reportLatestOffset`,
+`partitions`, `commit`; `stop`: see there) on the driver, in one Python process per
+source of a running query (the driver's Python planner process, pyspark's
+`python_streaming_source_runner`), which keeps this reader and its state for
+the whole run. `read` runs on the executors, in their Python workers, on a
+pickled copy of a reader that Spark makes on the driver (in another Python
+process) and ships with the tasks: the driver's state stays behind
+(`__getstate__`), and what a task learns reaches the driver through the
+batch-end notes (`ends`).
 
 Several streams
 ---------------
@@ -21,7 +35,7 @@ to see whether there is anything to take (`peek_shard`, which looks past empty
 pages that say records wait further on, so Trigger.AvailableNow never mistakes
 them for a drained shard). A busy shard needs no look: the task that read its
 last batch stopped before the records that arrived after that batch was
-planned, and its note says when the first of them arrived (`peek_from_end`),
+planned, and its note says when the first of them arrived (`planning.peeks_spared`),
 so a shard that always has records is read once per batch, by its task.
 
 The task that reads a shard's batch notes where it ended in a small document
@@ -34,17 +48,18 @@ the one Spark committed. Without a note (executors on other machines and no
 `metadataPath` they all reach) the driver reads the batch's records again to find the
 same end. That is exact only if the task saw every record the driver sees, so
 until the driver has seen a note, a batch takes only records that arrived
-VISIBILITY_MARGIN_S (2 s) before it was planned (`_planning_instant`).
+VISIBILITY_MARGIN_S (2 s) before it was planned (`planning.planning_instant`).
 
 Tasks: a batch's shards with records are read `shardsPerTask` to a task
-(`shard_groups`), the shards of a task at once, each in a thread of its own
+(`partitions.shard_groups`), the shards of a task at once, each in a thread of its own
 with its own pace, note and end (`task_reading`), so a task takes about as
 long as its slowest shard. A batch runs in one wave of tasks while its shards
 with records are at most `shardsPerTask` per task slot.
 
 Enhanced fan-out (`consumerMode=efo`, `kinesis.consumerType=SubscribeToShard`):
 planning, notes and replays are the same; a task takes its `Take` from its
-worker's subscription to the shard (`subscriptions.take_reader`), which keeps
+worker's subscription to the shard (`subscriptions.SubscribedTake`, picked by
+`take_readers.take_reader_for`), which keeps
 the records past the planned end for the next batch, and the query's consumer
 is registered when the query first plans (`consumers`).
 
@@ -56,7 +71,7 @@ and 2 MB/s per shard when the query is the shard's only reader. A batch takes
 at most DEFAULT_MAX_RECORDS_PER_SHARD (100,000) records per shard unless
 `maxRecordsPerShard` says otherwise, so the first batch after an outage is
 bounded too. The remainder of `maxRecordsPerTrigger` goes to each shard in
-turn, the last shard served kept in the offset (`split_budget`).
+turn, the last shard served kept in the offset (`planning.takes_from_peeks`).
 
 Limits: the bound is Kinesis' approximate arrival time against the driver's
 clock, so clocks should agree (NTP). A record Kinesis shows later than its
@@ -81,58 +96,37 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyspark.sql.datasource import (
-    DataSource,
-    DataSourceReader,
-    DataSourceStreamReader,
-    DataSourceStreamWriter,
-    DataSourceWriter,
-    InputPartition,
-)
+from pyspark.sql.datasource import DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import (
     ReadAllAvailable,
     ReadLimit,
     ReadMaxRows,
     SupportsTriggerAvailableNow,
 )
-from pyspark.sql.types import (
-    BinaryType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from pyspark_kinesis.client import KinesisSourceError, make_client
-from pyspark_kinesis.completions import refuse_s3_markers
 from pyspark_kinesis.consumers import register_consumers
-from pyspark_kinesis.ends import end_store
-from pyspark_kinesis.extra_options import (
-    BatchReadOptions,
-    SinkOptions,
-    refuse_options_of_another_use,
-    starting_position_given,
+from pyspark_kinesis.ends import ShardEnd, end_store
+from pyspark_kinesis.options import KinesisOptions
+from pyspark_kinesis.partitions import ShardBatch, read_group, shard_groups
+from pyspark_kinesis.planning import (
+    DEFAULT_MAX_RECORDS_PER_SHARD,
+    behind_by_stream,
+    peeks_spared,
+    planned_takes,
+    planning_instant,
+    shards_to_look_at,
+    takes_from_peeks,
+    with_ended_shards,
+    with_takes,
 )
-from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
-from pyspark_kinesis.positions import TRIM_HORIZON, Position
-from pyspark_kinesis.reading import (
-    ROWS,
-    Peek,
-    ShardEnd,
-    TakeRead,
-    listed_shards,
-    missing_streams,
-    peek_from_end,
-    peek_shard,
-    read_range,
-)
+from pyspark_kinesis.positions import Position
+from pyspark_kinesis.reading import Peek, TakeRead, listed_shards, peek_shard, read_range
+from pyspark_kinesis.rows import arrow_batches
 from pyspark_kinesis.shards import (
     Shard,
     ShardProgress,
@@ -143,179 +137,19 @@ from pyspark_kinesis.shards import (
     initial_progress,
     last_served_from_offset,
     of_streams,
-    split_budget,
     streams_from_offset,
     streams_to_offset,
     with_new_shards,
 )
-from pyspark_kinesis.sink import KinesisBatchWriter, KinesisStreamWriter, check_input_schema
-from pyspark_kinesis.subscriptions import take_reader
-from pyspark_kinesis.task_groups import task_groups, waits_in_group
-from pyspark_kinesis.task_reading import read_at_once
+from pyspark_kinesis.take_readers import take_reader_for
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-_MICROS_PER_SECOND = 1_000_000
-# A batch takes at most this many records from a shard unless maxRecordsPerShard
-# says otherwise, so the first batch after an outage stays a batch, not the backlog.
-DEFAULT_MAX_RECORDS_PER_SHARD = 100_000
-# Kinesis shows a record at most this long after its approximate arrival time
-# (the bound under which a batch read without a note is exact; see `_planning_instant`).
-VISIBILITY_MARGIN_S = 2.0
 K = TypeVar("K")
 T = TypeVar("T")
-
-SCHEMA = StructType(
-    [
-        StructField("data", BinaryType(), nullable=False),
-        StructField("streamName", StringType(), nullable=False),
-        StructField("partitionKey", StringType(), nullable=False),
-        StructField("sequenceNumber", StringType(), nullable=False),
-        StructField("subSequenceNumber", LongType(), nullable=False),
-        StructField("approximateArrivalTimestamp", TimestampType(), nullable=False),
-        StructField("shardId", StringType(), nullable=False),
-    ]
-)
-
-
-class KinesisDataSource(DataSource):
-    """`format("kinesis")`: records of Kinesis streams, streamed, read in batch or written.
-
-    Reads take one stream or several (`streamName` a comma-separated list); the
-    sink writes one stream.
-
-    >>> df = (spark.readStream.format("kinesis")
-    ...       .option("streamName", "events")
-    ...       .option("endpointUrl", "http://localhost:4566")
-    ...       .option("region", "us-east-1")
-    ...       .option("startingposition", "TRIM_HORIZON")
-    ...       .load())
-
-    Options are validated here, so a bad one fails at `load()`; so does a
-    stream that does not exist among several read (one stream alone fails when
-    the query first reads it, naming it too).
-    """
-
-    def __init__(self, options: dict[str, str]) -> None:
-        super().__init__(options)
-        # The sink's and the batch read's own options are split off; the rest is
-        # KinesisOptions', shared by every way of using the source.
-        self.sink_options = SinkOptions.parse(options)
-        self.kinesis_options = self.sink_options.connection
-        self.batch_read_options = BatchReadOptions.parse(options)
-
-    @classmethod
-    def name(cls) -> str:
-        return "kinesis"
-
-    def schema(self) -> StructType:
-        # Spark asks for the schema at load(): the one moment a read can still fail before
-        # any query runs. One stream is checked by its first read, as before.
-        if len(self.kinesis_options.stream_names) > 1:
-            refuse_missing_streams(self.kinesis_options)
-        return SCHEMA
-
-    def streamReader(self, schema: StructType) -> KinesisStreamReader:
-        refuse_options_of_another_use(self.options, "stream read")
-        return KinesisStreamReader(self.kinesis_options)
-
-    def reader(self, schema: StructType) -> DataSourceReader:
-        """`spark.read.format("kinesis")`: see `pyspark_kinesis.batch`."""
-        from pyspark_kinesis.batch import KinesisBatchReader  # noqa: PLC0415 (imports this module)
-
-        refuse_options_of_another_use(self.options, "batch read")
-        options = self.kinesis_options
-        if not starting_position_given(self.options):
-            options = replace(options, starting_position=TRIM_HORIZON)
-        return KinesisBatchReader(options, self.batch_read_options)
-
-    def writer(self, schema: StructType, overwrite: bool) -> DataSourceWriter:
-        """`df.write.format("kinesis")`: see `pyspark_kinesis.sink`."""
-        refuse_options_of_another_use(self.options, "sink")
-        refuse_several_streams_to_write(self.kinesis_options)
-        check_input_schema(schema)
-        refuse_s3_markers(self.kinesis_options.metadata_path)
-        return KinesisBatchWriter(self.sink_options)
-
-    def streamWriter(self, schema: StructType, overwrite: bool) -> DataSourceStreamWriter:
-        """`df.writeStream.format("kinesis")`: see `pyspark_kinesis.sink`."""
-        refuse_options_of_another_use(self.options, "sink")
-        refuse_several_streams_to_write(self.kinesis_options)
-        check_input_schema(schema)
-        refuse_s3_markers(self.kinesis_options.metadata_path)
-        return KinesisStreamWriter(self.sink_options)
-
-
-def refuse_missing_streams(options: KinesisOptions) -> None:
-    """Raises KinesisOptionError naming the streams read that Kinesis does not know."""
-    missing = missing_streams(make_client(options), options)
-    if missing:
-        where = f" at {options.endpoint_url}" if options.endpoint_url else ""
-        raise KinesisOptionError(
-            f"Kinesis stream(s) {', '.join(repr(name) for name in missing)} not found in "
-            f"region {options.region!r}{where} (reading {', '.join(options.stream_names)}): "
-            "check streamName and region, or create the stream first"
-        )
-
-
-def refuse_several_streams_to_write(options: KinesisOptions) -> None:
-    if len(options.stream_names) > 1:
-        raise KinesisOptionError(
-            f"the sink writes one stream, not {', '.join(options.stream_names)}: "
-            "give streamName one stream"
-        )
-
-
-@dataclass(frozen=True)
-class ShardBatch:
-    """What one batch takes from one shard of one stream: `take` after `start`.
-
-    `not_before_s` is when the driver's look at the shard lets the task read it.
-    """
-
-    shard: StreamShard
-    start: Position
-    take: Take
-    not_before_s: float = 0.0
-
-
-class ShardGroup(InputPartition):
-    """What one task reads: the batches of up to `shardsPerTask` shards, read at once.
-
-    `after[i]` lists the positions of the shards that shard `i` is read after
-    (its parents, in a batch read; see `task_reading.read_at_once`). Plain data,
-    so it pickles: clients and threads are made where the task reads.
-    """
-
-    def __init__(self, batches: Sequence[ShardBatch], after: Sequence[Sequence[int]] = ()) -> None:
-        super().__init__(",".join(str(batch.shard) for batch in batches))
-        self.batches = tuple(batches)
-        self.after = tuple(tuple(waits) for waits in after)
-
-
-def shard_groups(
-    batches: Sequence[ShardBatch],
-    shards_per_task: int,
-    parents: Mapping[StreamShard, Sequence[StreamShard]] | None = None,
-) -> list[ShardGroup]:
-    """`batches` in order, `shards_per_task` to a task (see `task_groups`); a shard read
-    after its `parents` where they share its task."""
-    groups = []
-    for group in task_groups(batches, shards_per_task):
-        shards = [batch.shard for batch in group]
-        groups.append(ShardGroup(group, waits_in_group(shards, parents or {})))
-    return groups
-
-
-def read_group(
-    group: InputPartition, read_shard: Callable[[ShardBatch], Iterator[pa.RecordBatch]]
-) -> Iterator[pa.RecordBatch]:
-    """What a task yields: every shard of its group read at once, each by `read_shard`."""
-    assert isinstance(group, ShardGroup)
-    return read_at_once([partial(read_shard, batch) for batch in group.batches], group.after)
 
 
 class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
@@ -350,7 +184,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # shard -> wall-clock time its last reader (a peek or a task) lets it be read again.
         self._next_read_s: dict[StreamShard, float] = {}
         self._committed_takes: frozenset[tuple[StreamShard, Position, Take]] = frozenset()
-        # Whether the tasks' notes reach this driver (see `_planning_instant`).
+        # Whether the tasks' notes reach this driver (see `planning.planning_instant`).
         self._notes_seen = False
         self._warned_about_rereading = False
 
@@ -372,7 +206,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return self._client
 
     def initialOffset(self) -> dict[str, Any]:
-        # Spark asks more than once; LATEST must pin one instant for the whole run.
+        """Where a new query starts: every shard listed, at `startingPosition`.
+
+        Spark calls it on the driver's Python planner process, when a query
+        without a checkpointed offset plans its first batch; it may ask more
+        than once, and LATEST must pin one instant for the whole run.
+        """
         if self._initial_offset is None:
             self._initial_offset = self._pin_initial_offset()
         return self._initial_offset
@@ -395,11 +234,22 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return streams_to_offset(progress)
 
     def getDefaultReadLimit(self) -> ReadLimit:
+        """`maxRecordsPerTrigger` as Spark's read limit (`ReadMaxRows`), else no limit.
+
+        Spark calls it on the driver's Python planner process when the query
+        starts; `latestOffset` then receives it, or ReadAllAvailable where the
+        trigger asks for everything.
+        """
         limit = self.options.max_records_per_trigger
         return ReadMaxRows(limit) if limit else ReadAllAvailable()
 
     def prepareForTriggerAvailableNow(self) -> None:
-        # Records that arrive after this instant, and shards created after it, are not read.
+        """Fixes what a Trigger.AvailableNow query reads: records that arrive after this
+        instant, and shards created after it, are not read.
+
+        Spark calls it on the driver's Python planner process once, when a query
+        under Trigger.AvailableNow starts, before its first `latestOffset`.
+        """
         listings = self._list_shards(fresh=True)
         listed = frozenset(
             StreamShard(name, shard.shard_id)
@@ -409,36 +259,35 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self._available_now = (time.time(), listed)
 
     def latestOffset(self, start: dict[str, Any], limit: ReadLimit) -> dict[str, Any]:
+        """The next batch's end offset: per shard, where it starts and what it takes; `start`
+        itself when there is nothing to read (Spark then runs no batch).
+
+        Spark calls it on the driver's Python planner process at every trigger,
+        with `start` the previous batch's end (or `initialOffset`), and logs the
+        answer before the batch runs. The steps are plain functions
+        (`planning`); here they meet Kinesis (listing, looks) and the notes.
+        """
         if self.options.fan_out:
             register_consumers(self.client, self.options)  # kept per process once ACTIVE
         cutoff_s, eligible = self._available_now or (None, None)
         known = self._where_batches_ended(self._progress_of(start))
-        until_s = self._planning_instant(cutoff_s)
+        until_s, wait_s = planning_instant(time.time(), cutoff_s, self._notes_seen)
+        time.sleep(wait_s)
         progress = self._with_new_shards(known, eligible)
-        readable = sorted(shard for shard, state in progress.items() if not state.ended)
-        peeks = self._peek(progress, readable, until_s)
+        peeks = self._peek(progress, shards_to_look_at(progress), until_s)
         self._behind_ms = {shard: peek.millis_behind_latest for shard, peek in peeks.items()}
-        for shard, peek in peeks.items():
-            if peek.ended:
-                progress[shard] = ShardProgress(progress[shard].position, ended=True)
-        with_records = [shard for shard, peek in peeks.items() if peek.has_records]
-        if not with_records and progress == known:
+        progress = with_ended_shards(progress, peeks)
+        if not any(peek.has_records for peek in peeks.values()) and progress == known:
             return start  # nothing to read: Spark runs no batch
-        budget = limit.max_rows if isinstance(limit, ReadMaxRows) else None
-        last_served = last_served_from_offset(start)
-        cap = self.options.max_records_per_shard or DEFAULT_MAX_RECORDS_PER_SHARD
-        shares, served = split_budget(budget, with_records, cap, last_served)
-        window = self.options.max_fetch_duration_s
-        for shard, share in shares.items():
-            if share == 0:
-                continue
-            first_arrival_s = peeks[shard].first_arrival_s
-            shard_until_s = until_s
-            if window is not None and first_arrival_s is not None:
-                shard_until_s = min(until_s, first_arrival_s + window)
-            take = Take(shard_until_s, share)
-            progress[shard] = ShardProgress(progress[shard].position, take=take)
-        offset = streams_to_offset(progress)
+        takes, served = takes_from_peeks(
+            peeks,
+            budget=limit.max_rows if isinstance(limit, ReadMaxRows) else None,
+            per_shard_cap=self.options.max_records_per_shard or DEFAULT_MAX_RECORDS_PER_SHARD,
+            last_served=last_served_from_offset(start),
+            until_s=until_s,
+            fetch_window_s=self.options.max_fetch_duration_s,
+        )
+        offset = streams_to_offset(with_takes(progress, takes))
         if served is not None:
             offset["lastServed"] = str(served)
         return offset
@@ -464,24 +313,13 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             }
         )
 
-    def _planning_instant(self, cutoff_s: float | None) -> float:
-        """Until when the next batch takes records (their approximate arrival time).
-
-        Until a task's note has been seen, the driver may have to read a batch
-        again to find its end, which is exact only if the task saw every record
-        the driver will see. Kinesis shows a record a little after its arrival
-        time, so the batch then takes only records older than
-        VISIBILITY_MARGIN_S (under Trigger.AvailableNow, it waits that long past
-        the query's cutoff once).
-        """
-        if self._notes_seen:
-            return time.time() if cutoff_s is None else cutoff_s
-        if cutoff_s is None:
-            return time.time() - VISIBILITY_MARGIN_S
-        time.sleep(max(0.0, cutoff_s + VISIBILITY_MARGIN_S - time.time()))
-        return cutoff_s
-
     def reportLatestOffset(self) -> dict[str, Any] | None:
+        """Each shard's millisBehindLatest as the last `latestOffset` saw it, by stream,
+        for the query's progress (None before any look).
+
+        Spark calls it on the driver's Python planner process after planning a
+        trigger, for the progress it reports.
+        """
         if not self._behind_ms:
             return None
         return {"millisBehindLatest": behind_by_stream(self._behind_ms)}
@@ -489,8 +327,11 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
         """The batch's shards with records, `shardsPerTask` to a task.
 
-        A child shard never shares a batch with its parents (it joins the offset
-        once they were seen to end), so a task's shards are read at once freely.
+        Spark calls it on the driver's Python planner process once a batch is
+        planned, and again for a batch it replays after a restart (from the
+        logged offsets). A child shard never shares a batch with its parents (it
+        joins the offset once they were seen to end), so a task's shards are
+        read at once freely.
         """
         batches = [
             ShardBatch(shard, state.position, state.take, self._next_read_s.get(shard, 0.0))
@@ -500,7 +341,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return shard_groups(batches, self.options.shards_per_task)
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        """Called on an executor: reads the task's shards at once (`read_group`)."""
+        """Reads the task's shards at once (`partitions.read_group`), each exactly to its
+        noted end if it has one, else its take, noting where it ended.
+
+        Spark calls it on an executor's Python worker, once per task, on a
+        pickled copy of the reader (no driver state: `__getstate__`).
+        """
         return read_group(partition, self._read_shard)
 
     def _read_shard(self, batch: ShardBatch) -> Iterator[pa.RecordBatch]:
@@ -509,34 +355,28 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         options = self._stream_options[shard.stream_name]
         ends = self.ends_by_stream[shard.stream_name]
         client = make_client(options)
-        arrow_schema = arrow_schema_of_rows()
-
-        def arrow(chunks: Iterable[list[dict[str, Any]]]) -> Iterator[pa.RecordBatch]:
-            for chunk in chunks:
-                yield _to_arrow(chunk, shard, arrow_schema)
-
         not_before_s = batch.not_before_s
         known_end = ends.get(shard.shard_id, start, take)
         if known_end is not None:
             # Read before (a retry, a replay): exactly to where that read ended.
             if known_end.position != start:
                 end = known_end.position
-                yield from arrow(
-                    read_range(
-                        client,
-                        options,
-                        shard.shard_id,
-                        start,
-                        str(end.argument),
-                        last_sub_sequence_number=end.sub_sequence_number,
-                        not_before_s=not_before_s,
-                    )
+                pages = read_range(
+                    client,
+                    options,
+                    shard.shard_id,
+                    start,
+                    str(end.argument),
+                    last_sub_sequence_number=end.sub_sequence_number,
+                    not_before_s=not_before_s,
                 )
+                yield from arrow_batches(pages, shard)
             return
+        take_reader = take_reader_for(options)
         take_read = take_reader(
             client, options, shard.shard_id, start, take, not_before_s=not_before_s
         )
-        yield from arrow(take_read)
+        yield from arrow_batches(take_read, shard)
         assert take_read.end is not None  # set once its records were all read
         noted = ends.put(shard.shard_id, start, take, take_read.end)
         if noted != take_read.end:
@@ -548,16 +388,33 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             )
 
     def commit(self, end: dict[str, Any]) -> None:
-        """Called on the driver once Spark has committed the batch ending at `end`.
+        """Removes the notes of the batch before the one ending at `end`.
 
-        The next batch starts from `end`'s notes; the batch before needs none any
-        more, so its notes are removed. (After a restart the first commit has no
-        batch before it: that batch's notes stay behind.)
+        Spark calls it on the driver's Python planner process with the end of
+        a batch it has committed, when it constructs the batch after that one.
+        The next batch starts from `end`'s notes; the batch before needs none
+        any more. (After a restart the first commit has no batch before it:
+        that batch's notes stay behind.)
         """
-        takes = _takes(self._progress_of(end))
+        takes = planned_takes(self._progress_of(end))
         for shard, position, take in self._committed_takes - takes:
             self.ends_by_stream[shard.stream_name].remove(shard.shard_id, position, take)
         self._committed_takes = takes
+
+    def stop(self) -> None:
+        """Releases what the driver's planning holds: its client reference, shard listing,
+        iterators and the ends found. Safe to call more than once.
+
+        Spark's contract: called when the query stops, on the driver's Python
+        planner process. PySpark 4.3 as measured (tests/test_stop.py, on the
+        installed PySpark) does not call it for a Python stream reader: when
+        the query stops, the JVM ends the planner process before its runner
+        (`python_streaming_source_runner`) reaches its `reader.stop()`. The
+        notes stay (a restarted query plans from them); the process's shared
+        clients and fan-out consumers stay too (`deregister_consumers` removes
+        those).
+        """
+        self.__dict__.update(self.__getstate__())
 
     def _list_shards(self, *, fresh: bool = False) -> dict[str, list[Shard]]:
         """Each stream's shards, listed in parallel.
@@ -631,14 +488,12 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def _peek(
         self, progress: StreamsProgress, shards: list[StreamShard], until_s: float
     ) -> dict[StreamShard, Peek]:
+        """A look at each of `shards` (in order), at Kinesis where the last reads do not
+        spare it (`planning.peeks_spared`), the looks in parallel."""
+        spared = peeks_spared(progress, shards, self._ends_by_shard, until_s)
+
         def peek(shard: StreamShard) -> Peek:
             position = progress[shard].position
-            end = self._ends_by_shard.get(shard)
-            # A busy shard's last read saw what follows its end: no call, no wait for its pace.
-            if end is not None and end.position == position:
-                seen = peek_from_end(end, until_s)
-                if seen is not None:
-                    return seen
             saved_position, iterator = self._iterators.get(shard, (None, None))
             return peek_shard(
                 self.client,
@@ -650,7 +505,8 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 not_before_s=self._next_read_s.get(shard, 0.0),
             )
 
-        peeks = self._in_parallel(peek, shards)
+        looked = self._in_parallel(peek, [shard for shard in shards if shard not in spared])
+        peeks = {shard: spared[shard] if shard in spared else looked[shard] for shard in shards}
         self._next_read_s.update({shard: peek.next_read_s for shard, peek in peeks.items()})
         self._iterators = {
             shard: (progress[shard].position, peek.iterator)
@@ -665,52 +521,6 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             return {}
         with ThreadPoolExecutor(max_workers=min(32, len(items))) as pool:
             return dict(zip(items, pool.map(work, items), strict=True))
-
-
-def behind_by_stream(behind_ms: Mapping[StreamShard, int]) -> dict[str, dict[str, int]]:
-    """Each shard's millisBehindLatest, by stream then shard id, in order (for the progress)."""
-    behind: dict[str, dict[str, int]] = {}
-    for shard, millis in sorted(behind_ms.items()):
-        behind.setdefault(shard.stream_name, {})[shard.shard_id] = millis
-    return behind
-
-
-def _takes(progress: StreamsProgress) -> frozenset[tuple[StreamShard, Position, Take]]:
-    return frozenset(
-        (shard, state.position, state.take)
-        for shard, state in progress.items()
-        if state.take is not None
-    )
-
-
-def arrow_schema_of_rows() -> pa.Schema:
-    """SCHEMA in Arrow, for the tasks' record batches."""
-    # Imported here, on the executors: the driver's planning process never needs
-    # pyarrow, and its import is a third of a second of every query's start.
-    from pyspark.sql.pandas.types import to_arrow_schema  # noqa: PLC0415
-
-    return to_arrow_schema(SCHEMA, timezone="UTC")
-
-
-def _to_arrow(
-    records: list[dict[str, Any]], shard: StreamShard, schema: pa.Schema
-) -> pa.RecordBatch:
-    columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-    for record in records:
-        for user_record in record[ROWS]:
-            columns["data"].append(user_record.data)
-            columns["partitionKey"].append(user_record.partition_key)
-            columns["subSequenceNumber"].append(user_record.sub_sequence_number)
-            columns["sequenceNumber"].append(record["SequenceNumber"])
-            columns["approximateArrivalTimestamp"].append(
-                int(record["ApproximateArrivalTimestamp"] * _MICROS_PER_SECOND)
-            )
-    import pyarrow as pa  # noqa: PLC0415 (see `arrow_schema_of_rows`)
-
-    rows = len(columns["data"])
-    columns["streamName"] = [shard.stream_name] * rows
-    columns["shardId"] = [shard.shard_id] * rows
-    return pa.RecordBatch.from_pydict(columns, schema=schema)
 
 
 def _describe(progress: StreamsProgress) -> str:

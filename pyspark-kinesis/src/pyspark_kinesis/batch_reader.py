@@ -23,16 +23,11 @@ from pyspark.sql.datasource import DataSourceReader, InputPartition
 from pyspark_kinesis.client import make_client
 from pyspark_kinesis.extra_options import BatchReadOptions
 from pyspark_kinesis.options import KinesisOptionError, KinesisOptions
+from pyspark_kinesis.partitions import ShardBatch, read_group, shard_groups
 from pyspark_kinesis.positions import Position, at_timestamp
 from pyspark_kinesis.reading import TakeRead, listed_shards
+from pyspark_kinesis.rows import arrow_batches
 from pyspark_kinesis.shards import Shard, StreamShard, Take
-from pyspark_kinesis.source import (
-    ShardBatch,
-    _to_arrow,
-    arrow_schema_of_rows,
-    read_group,
-    shard_groups,
-)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -60,7 +55,12 @@ def parents_first(shards: Sequence[Shard]) -> list[Shard]:
 
 class KinesisBatchReader(DataSourceReader):
     """Plans on the driver: the shards of every stream, `shardsPerTask` to a task; each
-    task reads its shards at once."""
+    task reads its shards at once.
+
+    Spark makes it (`KinesisDataSource.reader`) and calls `partitions` on the
+    driver, in the Python process that plans the read; `read` runs on the
+    executors' Python workers, on a pickled copy of it.
+    """
 
     def __init__(self, options: KinesisOptions, ending: BatchReadOptions) -> None:
         if options.starting_position.kind == "LATEST":
@@ -72,6 +72,10 @@ class KinesisBatchReader(DataSourceReader):
         self.ending = ending
 
     def partitions(self) -> Sequence[InputPartition]:
+        """Every shard of every stream, from its starting position to the read's instant.
+
+        Spark calls it on the driver, in the Python process that plans the read.
+        """
         until_s = self.ending.until_s if self.ending.until_s is not None else time.time()
         take = Take(until_s)
         client = make_client(self.options)
@@ -86,17 +90,19 @@ class KinesisBatchReader(DataSourceReader):
         return shard_groups(batches, self.options.shards_per_task, parents)
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
-        """Called on an executor: reads the task's shards at once (`read_group`)."""
+        """Reads the task's shards at once (`partitions.read_group`), a child shard after
+        its parents where they share the task.
+
+        Spark calls it on an executor's Python worker, once per task.
+        """
         return read_group(partition, self._read_shard)
 
     def _read_shard(self, batch: ShardBatch) -> Iterator[pa.RecordBatch]:
-        arrow_schema = arrow_schema_of_rows()
         options = self.options.for_stream(batch.shard.stream_name)
         shard_read = TakeRead(
             make_client(options), options, batch.shard.shard_id, batch.start, batch.take
         )
-        for chunk in shard_read:
-            yield _to_arrow(chunk, batch.shard, arrow_schema)
+        return arrow_batches(shard_read, batch.shard)
 
 
 def _start_of(options: KinesisOptions, shard_id: str, until_s: float) -> Position:
