@@ -2,8 +2,10 @@
 
 That environment holds PySpark, the wheel and what the wheel requires, nothing else: this
 script imports only those and the standard library. Against the Kinesis at argv[1], it runs
-the tutorial's read into a memory table, writes the rows to a second stream with the sink,
-reads that stream back in batch, and prints one JSON line saying what it saw.
+the tutorial's read into a memory table, the same read with enhanced fan-out and
+requireConsumerDeregistration (whose consumer must be gone once the query stopped: Spark's
+stop of a query reaches the reader's `stop()`), writes the rows to a second stream with the
+sink, reads that stream back in batch, and prints one JSON line saying what it saw.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
 import uuid
+from typing import Any
 
 import botocore.session
 import pyspark
@@ -20,6 +24,22 @@ from botocore.config import Config
 from pyspark.sql import SparkSession
 
 RECORDS = 20
+# How long the fan-out consumer may take to be deregistered after its query stopped.
+DEREGISTRATION_DEADLINE_S = 60.0
+FAN_OUT = {"consumerMode": "efo", "consumerName": "smoke", "requireConsumerDeregistration": "true"}
+
+
+def consumers_left(kinesis: Any, stream: str) -> list[str]:
+    """The stream's consumers not being deleted, polled until there are none or the deadline."""
+    summary = kinesis.describe_stream_summary(StreamName=stream)
+    arn = summary["StreamDescriptionSummary"]["StreamARN"]
+    deadline = time.monotonic() + DEREGISTRATION_DEADLINE_S
+    while True:
+        listed = kinesis.list_stream_consumers(StreamARN=arn)["Consumers"]
+        names = [c["ConsumerName"] for c in listed if c["ConsumerStatus"] != "DELETING"]
+        if not names or time.monotonic() > deadline:
+            return names
+        time.sleep(0.2)
 
 
 def main(endpoint: str) -> None:
@@ -64,6 +84,15 @@ def main(endpoint: str) -> None:
         stream.writeStream.format("memory").queryName("smoke_read").option(
             "checkpointLocation", f"{checkpoints}/read"
         ).trigger(availableNow=True).start().awaitTermination()
+        # The same read with enhanced fan-out.
+        spark.readStream.format("kinesis").option("streamName", source).options(
+            **connection, **FAN_OUT
+        ).option("startingposition", "TRIM_HORIZON").load().writeStream.format("memory").queryName(
+            "smoke_fan_out"
+        ).option("checkpointLocation", f"{checkpoints}/fan-out").trigger(
+            availableNow=True
+        ).start().awaitTermination()
+        left = consumers_left(kinesis, source)
         # The sink: the same rows into the second stream.
         stream.selectExpr("data", "partitionKey").writeStream.format("kinesis").option(
             "streamName", copy
@@ -72,6 +101,7 @@ def main(endpoint: str) -> None:
         ).start().awaitTermination()
     read_rows = spark.sql("SELECT CAST(data AS STRING) AS data FROM smoke_read").collect()
     read = [row.data for row in read_rows]
+    fan_out_rows = spark.sql("SELECT CAST(data AS STRING) AS data FROM smoke_fan_out").collect()
     batch = spark.read.format("kinesis").option("streamName", copy).options(**connection).load()
     copied = [row.data for row in batch.selectExpr("CAST(data AS STRING) AS data").collect()]
     spark.stop()
@@ -85,6 +115,8 @@ def main(endpoint: str) -> None:
                 "module": pyspark_kinesis.__file__,
                 "read": sorted(json.loads(data)["number"] for data in read),
                 "copied": sorted(json.loads(data)["number"] for data in copied),
+                "fan_out_read": sorted(json.loads(row.data)["number"] for row in fan_out_rows),
+                "consumers_left": left,
             }
         )
     )

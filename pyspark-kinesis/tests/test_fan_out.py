@@ -13,7 +13,9 @@ import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 from botocore.exceptions import ClientError
 from kinesis_proxy import Behaviours, KinesisProxy
+from pyspark.errors import StreamingQueryException
 from pyspark_kinesis import deregister_consumers
+from test_query_stop import planner_processes
 from test_streaming import (
     DEADLINE_S,
     BatchLog,
@@ -113,6 +115,50 @@ def test_the_consumer_is_deregistered_by_deregister_consumers_after_the_query(
     deregister_consumers(options)
     assert consumers_of(kinesis_client, stream).get("reader") in (None, "DELETING")
     deregister_consumers(options)  # gone already: no error
+
+
+def consumers_after_a_query(
+    spark, endpoint: str, kinesis_client, stream_factory, tmp_path, **options: str
+) -> dict[str, str]:
+    """Runs a fan-out query until it read 5 records, stops it, and once its planner process
+    is gone, says the stream's consumers."""
+    stream = stream_factory(1)
+    put(kinesis_client, stream, messages(0, 5))
+    log = BatchLog()
+    frame = source(
+        spark, endpoint, stream, startingPosition="TRIM_HORIZON", **DATABRICKS_DIALECT, **options
+    )
+    query = run(frame, log, tmp_path, processingTime="500 milliseconds")
+    try:
+        wait_until(lambda: len(log.numbers) >= 5, "the records", deadline_s=DEADLINE_S)
+        assert consumers_of(kinesis_client, stream) == {"reader": "ACTIVE"}
+    finally:
+        query.stop()
+    wait_until(lambda: not planner_processes(), "the planner process to end")
+    return consumers_of(kinesis_client, stream)
+
+
+def test_require_consumer_deregistration_deregisters_the_consumer_when_the_query_stops(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    consumers = consumers_after_a_query(
+        spark,
+        kinesis_endpoint,
+        kinesis_client,
+        stream_factory,
+        tmp_path,
+        requireConsumerDeregistration="true",
+    )
+    assert consumers.get("reader") in (None, "DELETING")
+
+
+def test_by_default_the_consumer_stays_registered_when_the_query_stops(
+    spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+):
+    consumers = consumers_after_a_query(
+        spark, kinesis_endpoint, kinesis_client, stream_factory, tmp_path
+    )
+    assert consumers == {"reader": "ACTIVE"}
 
 
 def test_split_and_merge_under_a_running_query_keep_every_record_in_key_order(
@@ -262,3 +308,71 @@ def consumers_arn(client: Any, stream: str) -> str:
     arn = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
     consumer = client.describe_stream_consumer(StreamARN=arn, ConsumerName="reader")
     return str(consumer["ConsumerDescription"]["ConsumerARN"])
+
+
+def restart_after_a_trim(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path, fail_on_data_loss: str
+) -> tuple[Any, BatchLog]:
+    """A query reads records 0-4 of 20 and stops; the proxy then trims records 0-9, and the
+    query restarts after record 4 with `failOnDataLoss`: (the restarted query, its log).
+
+    Its last batch saw record 5 follow, so the restarted driver plans from the note without
+    a look at the shard: the task's SubscribeToShard is the first call to meet the trim.
+    """
+    kinesis_proxy.behaviours = Behaviours(fan_out=True)
+    stream = stream_factory(1)
+    put(kinesis_client, stream, messages(0, 20))
+    options = {"startingPosition": "TRIM_HORIZON", "maxRecordsPerTrigger": "5"}
+    options["metadataPath"] = str(tmp_path / "ends")
+    checkpoint = tmp_path / "checkpoint"
+    first = BatchLog()
+    frame = source(spark, kinesis_proxy.url, stream, **options, **DATABRICKS_DIALECT)
+    # One batch (Trigger.Once would ignore maxRecordsPerTrigger), stopped once committed.
+    query = run(frame, first, checkpoint, processingTime="1 hour")
+    try:
+        wait_until(
+            lambda: any(progress["batchId"] == 0 for progress in query.recentProgress),
+            "the first batch committed",
+            deadline_s=DEADLINE_S,
+        )
+    finally:
+        query.stop()
+    assert first.numbers == list(range(5))
+    kinesis_proxy.behaviours = Behaviours(fan_out=True, trimmed_records=10)
+    # Another consumer, so that no Python worker's buffer still holds what was pushed before.
+    restarted = {"consumerMode": "efo", "consumerName": "after-the-trim"}
+    frame = source(
+        spark,
+        kinesis_proxy.url,
+        stream,
+        **options,
+        **restarted,
+        failOnDataLoss=fail_on_data_loss,
+    )
+    log = BatchLog()
+    return run(frame, log, checkpoint), log
+
+
+def test_a_start_trimmed_away_fails_the_query_as_data_loss(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    query, log = restart_after_a_trim(
+        spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path, "true"
+    )
+    with pytest.raises(StreamingQueryException, match="failOnDataLoss=false") as failed:
+        query.awaitTermination(DEADLINE_S)
+    assert "past the stream's retention" in str(failed.value)
+    assert log.numbers == []
+    assert kinesis_proxy.events["trimmed_starts_refused"] >= 1
+
+
+def test_with_fail_on_data_loss_false_a_trimmed_start_goes_on_from_the_oldest_record(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    query, log = restart_after_a_trim(
+        spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path, "false"
+    )
+    assert query.awaitTermination(DEADLINE_S)
+    assert query.exception() is None
+    assert log.numbers == list(range(10, 20))
+    assert kinesis_proxy.events["trimmed_starts_refused"] >= 1

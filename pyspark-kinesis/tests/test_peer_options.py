@@ -79,6 +79,8 @@ SAME_THING: list[tuple[str, str, str, object]] = [
     ("kinesis.consumerName", "TestConsumer", "consumer_name", "TestConsumer"),
     ("consumerName", "orders-reader", "consumer_name", "orders-reader"),
     ("registerConsumerTimeoutInterval", "60s", "register_consumer_timeout_s", 60.0),
+    ("requireConsumerDeregistration", "true", "require_consumer_deregistration", True),
+    ("requireConsumerDeregistration", "false", "require_consumer_deregistration", False),
     ("fetchBufferSize", "20gb", "fetch_buffer_bytes", 20 * 1024**3),
 ]  # fmt: skip
 
@@ -107,7 +109,6 @@ NOT_NEEDED: list[tuple[str, str]] = [
     ("kinesis.internal.dataQueueWaitTimeoutSec", "5"),
     ("kinesis.internal.maintenanceTaskIntervalSec", "100"),
     ("kinesis.internal.avoidEmptyBatches", "true"),
-    ("requireConsumerDeregistration", "false"),
     ("consumerNamePrefix", "team_"),
     ("consumerRefreshInterval", "300s"),
     ("registeredConsumerId", "databricks_orders-reader"),
@@ -127,7 +128,6 @@ NOT_NEEDED: list[tuple[str, str]] = [
 
 # Peer option and value -> words the refusal must hold (what to use instead).
 REFUSED: list[tuple[str, str, str]] = [
-    ("requireConsumerDeregistration", "true", "deregister_consumers"),
     ("kinesis.metadataCommitterType", "DYNAMODB", "kinesis.metadataPath"),
     ("kinesis.dynamodb.tableName", "kinesisTestMetadata", "kinesis.metadataPath"),
     ("kinesis.credentialProviderClass", "com.example.Provider", "kinesis.stsRoleArn"),

@@ -49,6 +49,10 @@ CLAIMS: list[tuple[str, Callable[[], bool]]] = [
         lambda: _read().shard_listing_interval_s == 1.0,
     ),
     ("the shard (default 5 minutes)", lambda: _read().read_retry_deadline_s == 300.0),
+    (
+        "when the query stops (default false: it stays registered)",
+        lambda: not _read().require_consumer_deregistration,
+    ),
     ("`false` (both peers default to `true`", lambda: not _sink().aggregate),
     (
         "`maxRecordsPerRequest` (`kinesis.maxRecordsPerRequest`) | | | 500 |",

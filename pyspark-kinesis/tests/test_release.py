@@ -105,3 +105,5 @@ def test_the_wheel_alone_with_pyspark_reads_writes_and_reads_back(
     assert seen["module"].startswith(str(venv)), seen["module"]
     assert seen["read"] == list(range(20))
     assert seen["copied"] == list(range(20))
+    assert seen["fan_out_read"] == list(range(20))
+    assert seen["consumers_left"] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,8 +42,16 @@ def test_polling_is_the_default() -> None:
 
 
 def test_fan_out_without_a_consumer_name_is_refused_naming_the_option() -> None:
-    with pytest.raises(KinesisOptionError, match="consumerName"):
+    with pytest.raises(KinesisOptionError, match="consumerName") as refused:
         options(consumerMode="efo")
+    assert "Databricks names the consumer after the query's id" in str(refused.value)
+    # The README says why in the same words.
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert str(refused.value) in readme
+
+
+def test_require_consumer_deregistration_is_off_by_default() -> None:
+    assert not options(consumerMode="efo", consumerName="reader").require_consumer_deregistration
 
 
 @pytest.mark.parametrize(

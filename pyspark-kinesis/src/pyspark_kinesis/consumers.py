@@ -1,8 +1,11 @@
 """Enhanced fan-out consumers: registered when a query starts, reused, deregistered on request.
 
 A consumer is registered per stream under `consumerName` (Kinesis' names are
-per stream) and stays registered; `deregister_consumers` removes it once the
-query stopped. Design decision: whoever needs the consumer's ARN, the driver at
+per stream). It stays registered when the query stops unless
+`requireConsumerDeregistration` is true: then the stream reader's `stop()`
+deregisters it (`deregister_all`; see `query_stop` for how Spark comes to call
+`stop()`); `deregister_consumers` removes it after a query that ran without.
+Design decision: whoever needs the consumer's ARN, the driver at
 query start or a task on an executor, calls `consumer_arn`, which reuses a
 consumer of that name, registers it if missing, and waits for it to be ACTIVE
 (it is CREATING first) up to `registerConsumerTimeoutInterval`. So a task
@@ -19,8 +22,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from pyspark_kinesis import query_stop
 from pyspark_kinesis.client import KinesisSourceError, call, error_code, make_client
 from pyspark_kinesis.options import KinesisOptions
 
@@ -78,17 +82,50 @@ def register_consumers(client: Any, options: KinesisOptions) -> None:
 def deregister_consumers(options: Mapping[str, str]) -> None:
     """Deregisters the fan-out consumer a query's options name, on every stream it read.
 
-    For after the query stopped: PySpark 4 ends a Python stream reader's process
-    without calling its `stop()`, so the source cannot do it then. `options` are
-    the query's, as given to `.option(...)`; a consumer already gone is no error.
+    For after a query that ran without requireConsumerDeregistration (or whose
+    driver was killed outright). `options` are the query's, as given to
+    `.option(...)`; a consumer already gone is no error.
 
     >>> pyspark_kinesis.deregister_consumers(
     ...     {"streamName": "events", "consumerMode": "efo", "consumerName": "reader"})
     """
-    parsed = KinesisOptions.parse(options)
-    client = make_client(parsed)
-    for name in parsed.stream_names:
-        _deregister(client, parsed.for_stream(name))
+    deregister_all(KinesisOptions.parse(options))
+
+
+def deregister_all(options: KinesisOptions) -> None:
+    """Deregisters the consumer `consumerName` on every stream read; one gone is no error."""
+    client = make_client(options)
+    for name in options.stream_names:
+        _deregister(client, options.for_stream(name))
+
+
+def prepare_for_stop(options: KinesisOptions) -> None:
+    """When the stream reader is made: if its stop deregisters the consumer, has Spark's
+    stop of the query run `stop()` (`query_stop`)."""
+    if _deregistered_at_stop(options):
+        query_stop.stop_on_sigterm()
+
+
+def at_query_stop(options: KinesisOptions) -> None:
+    """The stream reader's `stop()`: deregisters the consumer if requireConsumerDeregistration.
+
+    A failure is logged, not raised: the query is gone, nothing would see it.
+    """
+    if not _deregistered_at_stop(options):
+        return
+    try:
+        deregister_all(options)
+    except (KinesisSourceError, ClientError, BotoCoreError) as error:
+        log.warning(
+            "could not deregister fan-out consumer %r as the query stopped (%s): call "
+            "pyspark_kinesis.deregister_consumers(options) with the query's options",
+            options.consumer_name,
+            error,
+        )
+
+
+def _deregistered_at_stop(options: KinesisOptions) -> bool:
+    return options.fan_out and options.require_consumer_deregistration
 
 
 def forget(options: KinesisOptions) -> None:

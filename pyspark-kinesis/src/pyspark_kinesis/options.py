@@ -82,6 +82,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "consumer_mode": ("consumerMode", "kinesis.consumerType"),
     "consumer_name": ("consumerName", "kinesis.consumerName"),
     "register_consumer_timeout_s": ("registerConsumerTimeoutInterval",),
+    "require_consumer_deregistration": ("requireConsumerDeregistration",),
     "fetch_buffer_bytes": ("fetchBufferSize",),
 }
 _FIELD_BY_NAME = {alias.lower(): name for name, aliases in _ALIASES.items() for alias in aliases}
@@ -166,6 +167,8 @@ class KinesisOptions:
     consumer_mode: str = POLLING
     consumer_name: str | None = None
     register_consumer_timeout_s: float = DEFAULT_REGISTER_CONSUMER_TIMEOUT_S
+    # Deregister the consumer when the query stops (the stream reader's `stop()`).
+    require_consumer_deregistration: bool = False
     fetch_buffer_bytes: int = DEFAULT_FETCH_BUFFER_BYTES
 
     def __post_init__(self) -> None:
@@ -403,13 +406,18 @@ def _fan_out_fields(values: Mapping[str, str]) -> dict[str, Any]:
     if mode == FAN_OUT and name is None:
         raise KinesisOptionError(
             f"enhanced fan-out needs a consumer name: set {_option_names('consumer_name')} "
-            "(each query its own; it is registered on every stream read if missing)"
+            "to a name of each query's own (Databricks names the consumer after the query's "
+            "id by default, which a Python data source cannot see); it is registered on every "
+            "stream read if missing"
         )
     return {
         "consumer_mode": mode,
         "consumer_name": name,
         "register_consumer_timeout_s": _positive_duration_s(values, "register_consumer_timeout_s")
         or DEFAULT_REGISTER_CONSUMER_TIMEOUT_S,
+        "require_consumer_deregistration": _boolean(
+            values, "require_consumer_deregistration", default=False
+        ),
         "fetch_buffer_bytes": _size_bytes(values, "fetch_buffer_bytes")
         or DEFAULT_FETCH_BUFFER_BYTES,
     }

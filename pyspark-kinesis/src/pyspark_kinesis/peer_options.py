@@ -43,12 +43,6 @@ _SUBSCRIPTIONS_RENEWED = (
     "a fan-out subscription that expires or breaks is renewed from the last record taken, "
     "ResourceInUseException waited out with backoff, within the read's planned bounds"
 )
-_NO_DEREGISTRATION_AT_STOP = (
-    "PySpark 4 ends a Python stream reader's process when its query stops without calling its "
-    "stop(), so the source cannot deregister the consumer then: remove the option (false, "
-    "the default, is accepted) and, once the query stopped, call "
-    "pyspark_kinesis.deregister_consumers(options) with the query's options"
-)
 _CONSUMER_BY_NAME = "the fan-out consumer is named by consumerName (kinesis.consumerName)"
 _TASKS_BY_SHARDS_PER_TASK = (
     "a batch runs one task per shardsPerTask shards with records: set shardsPerTask to change "
@@ -122,11 +116,6 @@ NOT_NEEDED: dict[str, NotNeeded] = {
     ),
     # Databricks
     "maxpartitions": NotNeeded(_TASKS_BY_SHARDS_PER_TASK),
-    "requireconsumerderegistration": NotNeeded(
-        "the consumer stays registered when the query stops, as Databricks' default does",
-        values=("false",),
-        refused=(("true", _NO_DEREGISTRATION_AT_STOP),),
-    ),
     # Databricks' other fan-out consumer naming (consumerMode=efo reads as consumerName).
     "consumernameprefix": NotNeeded(_CONSUMER_BY_NAME),
     "consumerrefreshinterval": NotNeeded(_CONSUMER_BY_NAME),

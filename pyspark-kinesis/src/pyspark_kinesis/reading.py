@@ -131,11 +131,7 @@ class ShardCursor:
         except ClientError as error:
             if error_code(error) != "InvalidArgumentException":
                 raise
-            _report_loss(
-                self.options,
-                f"cannot start reading shard {self.shard_id} of {self.options.stream_name!r} "
-                f"at {self.position} ({error}): the records may be past the stream's retention",
-            )
+            report_lost_start(self.options, self.shard_id, self.position, error)
             self.position = TRIM_HORIZON
             return self._open_iterator()
         return str(answer["ShardIterator"])
@@ -463,6 +459,20 @@ def _end_rows_at(records: list[dict[str, Any]], sequence_number: str, sub_sequen
     last = records[-1]
     if last["SequenceNumber"] == sequence_number:
         last[ROWS] = [row for row in last[ROWS] if row.sub_sequence_number <= sub_sequence]
+
+
+def report_lost_start(
+    options: KinesisOptions, shard_id: str, position: Position, error: Exception
+) -> None:
+    """A start at `position` that Kinesis refused (InvalidArgumentException, as for a
+    sequence number past the stream's retention): DataLossError, or with
+    failOnDataLoss=false a warning, the caller then reading from TRIM_HORIZON."""
+    _report_loss(
+        options,
+        f"cannot start reading shard {shard_id} of {options.stream_name!r} at {position} "
+        f"({error}): the records may be past the stream's retention; what lay between there "
+        "and the shard's oldest record (TRIM_HORIZON) is lost",
+    )
 
 
 def _report_loss(options: KinesisOptions, message: str) -> None:

@@ -109,7 +109,7 @@ from pyspark.sql.streaming.datasource import (
 )
 
 from pyspark_kinesis.client import KinesisSourceError, make_client
-from pyspark_kinesis.consumers import register_consumers
+from pyspark_kinesis.consumers import at_query_stop, prepare_for_stop, register_consumers
 from pyspark_kinesis.ends import ShardEnd, end_store
 from pyspark_kinesis.options import KinesisOptions
 from pyspark_kinesis.partitions import ShardBatch, read_group, shard_groups
@@ -187,6 +187,7 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         # Whether the tasks' notes reach this driver (see `planning.planning_instant`).
         self._notes_seen = False
         self._warned_about_rereading = False
+        prepare_for_stop(options)
 
     def __getstate__(self) -> dict[str, Any]:
         # Spark pickles the reader to run `read` on executors: the driver's state stays behind.
@@ -406,14 +407,17 @@ class KinesisStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         iterators and the ends found. Safe to call more than once.
 
         Spark's contract: called when the query stops, on the driver's Python
-        planner process. PySpark 4.3 as measured (tests/test_stop.py, on the
-        installed PySpark) does not call it for a Python stream reader: when
-        the query stops, the JVM ends the planner process before its runner
-        (`python_streaming_source_runner`) reaches its `reader.stop()`. The
-        notes stay (a restarted query plans from them); the process's shared
-        clients and fan-out consumers stay too (`deregister_consumers` removes
-        those).
+        planner process. The JVM ends that process with SIGTERM (tests/test_stop.py,
+        tests/test_query_stop.py, on the installed PySpark), which by default ends
+        it before its runner (`python_streaming_source_runner`) reaches its
+        `reader.stop()`: so it runs only where the reader had `query_stop` turn
+        SIGTERM into a call of it, that is with requireConsumerDeregistration
+        under fan-out, when it deregisters the consumer (`consumers.at_query_stop`).
+        The notes stay (a restarted query plans from them); the process's shared
+        clients stay too, and fan-out consumers unless deregistered here
+        (`deregister_consumers` removes those).
         """
+        at_query_stop(self.options)
         self.__dict__.update(self.__getstate__())
 
     def _list_shards(self, *, fresh: bool = False) -> dict[str, list[Shard]]:

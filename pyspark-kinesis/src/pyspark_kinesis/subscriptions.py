@@ -19,7 +19,10 @@ task's start when the buffer does not hold that position (another process
 read the previous batch, a retry, a restart): the Take's bounds, not the
 subscription, decide what a task returns, so no record is lost or doubled.
 ResourceInUseException, throttling, 500/503 answers and dropped connections at
-SubscribeToShard are waited out with backoff for up to SUBSCRIBE_PATIENCE_S.
+SubscribeToShard are waited out with backoff for up to SUBSCRIBE_PATIENCE_S. A start
+whose record was trimmed (past the stream's retention) is lost data, handled as
+polling handles it (`reading.report_lost_start`): the query fails, or with
+failOnDataLoss=false the subscription starts at TRIM_HORIZON after a warning.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ from pyspark_kinesis import consumers
 from pyspark_kinesis.client import KinesisSourceError, error_code, make_client
 from pyspark_kinesis.ends import ShardEnd
 from pyspark_kinesis.options import KinesisOptions
-from pyspark_kinesis.positions import Position, after
+from pyspark_kinesis.positions import TRIM_HORIZON, Position, after
 from pyspark_kinesis.reading import (
     TakeReader,
     at_or_after,
     peek_shard,
+    report_lost_start,
     take_from_page,
     with_rows,
 )
@@ -54,6 +58,8 @@ log = logging.getLogger(__name__)
 # ResourceInUseException (AWS: a second call within 5 s of a successful one) and a consumer
 # being registered again are waited out this long before the task fails.
 SUBSCRIBE_PATIENCE_S = 30.0
+# Starts Kinesis refuses with InvalidArgumentException when their record was trimmed.
+_BY_SEQUENCE_NUMBER = frozenset({"AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"})
 # A subscription no task has used for this long is closed when the next one is looked up.
 IDLE_CLOSE_S = 300.0
 # Renewals in a row that bring no event before the task gives up naming the last error.
@@ -170,6 +176,12 @@ class Subscription:
                 return answer["EventStream"]
             except (ClientError, HTTPClientError) as error:
                 code = error_code(error) if isinstance(error, ClientError) else "connection"
+                if code == "InvalidArgumentException" and position.kind in _BY_SEQUENCE_NUMBER:
+                    # Its records were trimmed (past retention): as polling does, per
+                    # failOnDataLoss, fail or go on from the shard's oldest record.
+                    report_lost_start(self.options, self.shard_id, position, error)
+                    position = TRIM_HORIZON
+                    continue
                 if code not in _RETRIED_AT_SUBSCRIBE:
                     raise KinesisSourceError(
                         f"SubscribeToShard for shard {self.shard_id} of "

@@ -209,3 +209,62 @@ def test_a_subscription_is_cut_once_it_pushed_its_share(kinesis_proxy, stream_fa
             received += [r["Data"] for r in event["SubscribeToShardEvent"]["Records"]]
     assert received == [b"0", b"1", b"2"]
     assert kinesis_proxy.events["subscriptions_cut"] == 1
+
+
+def trimmed_stream(kinesis_proxy: KinesisProxy, stream_factory: Any) -> tuple[Any, str, list[str]]:
+    """A 1-shard stream of records b"0".."9" whose first 4 the proxy has trimmed, read through
+    the proxy: (client, stream, the records' sequence numbers)."""
+    client, stream = client_of(kinesis_proxy), stream_factory(1)
+    entries = [{"Data": str(n).encode(), "PartitionKey": "k"} for n in range(10)]
+    answer = client.put_records(StreamName=stream, Records=entries)
+    numbers = [str(result["SequenceNumber"]) for result in answer["Records"]]
+    kinesis_proxy.behaviours = Behaviours(fan_out=True, trimmed_records=4)
+    return client, stream, numbers
+
+
+def iterator_at(client: Any, stream: str, kind: str, number: str | None = None) -> str:
+    at = {"StartingSequenceNumber": number} if number else {}
+    answer = client.get_shard_iterator(
+        StreamName=stream, ShardId=SHARD_0, ShardIteratorType=kind, **at
+    )
+    return str(answer["ShardIterator"])
+
+
+def test_trimmed_records_are_never_read_and_a_start_at_one_is_refused(
+    kinesis_proxy, stream_factory
+):
+    client, stream, numbers = trimmed_stream(kinesis_proxy, stream_factory)
+    page = client.get_records(ShardIterator=iterator_at(client, stream, "TRIM_HORIZON"))
+    assert [record["Data"] for record in page["Records"]] == [str(n).encode() for n in range(4, 10)]
+    for kind, number in [("AT_SEQUENCE_NUMBER", numbers[2]), ("AFTER_SEQUENCE_NUMBER", numbers[3])]:
+        with pytest.raises(ClientError) as caught:
+            iterator_at(client, stream, kind, number)
+        assert caught.value.response["Error"]["Code"] == "InvalidArgumentException"
+        assert "StartingSequenceNumber" in str(caught.value)
+    page = client.get_records(
+        ShardIterator=iterator_at(client, stream, "AT_SEQUENCE_NUMBER", numbers[4])
+    )
+    assert page["Records"][0]["Data"] == b"4"
+
+
+def test_a_subscription_at_a_trimmed_record_is_refused_and_one_at_trim_horizon_skips_them(
+    kinesis_proxy, stream_factory
+):
+    client, stream, numbers = trimmed_stream(kinesis_proxy, stream_factory)
+    _, consumer = registered(client, stream)
+    start = {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": numbers[1]}
+    assert (
+        code_of(
+            lambda: client.subscribe_to_shard(
+                ConsumerARN=consumer, ShardId=SHARD_0, StartingPosition=start
+            )
+        )
+        == "InvalidArgumentException"
+    )
+    received: list[bytes] = []
+    for event in subscribe(client, consumer):
+        received += [r["Data"] for r in event["SubscribeToShardEvent"]["Records"]]
+        if len(received) >= 6:
+            break
+    assert received == [str(n).encode() for n in range(4, 10)]
+    assert kinesis_proxy.events["trimmed_starts_refused"] == 1

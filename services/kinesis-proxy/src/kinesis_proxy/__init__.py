@@ -20,7 +20,9 @@ and, as `Behaviours` says, answers the way AWS documents it may:
   connections dropped without an answer, each at a seeded random rate (`faults`).
 - enhanced fan-out served by the proxy itself: consumers CREATING then
   ACTIVE, SubscribeToShard pushed as records arrive, the 5-second and
-  5-minute rules, 2 MB/s per consumer per shard (`fan_out`).
+  5-minute rules, 2 MB/s per consumer per shard (`fan_out`);
+- records trimmed as past the stream's retention, for data-loss tests
+  (`trimming`).
 
 Bodies are Kinesis' JSON 1.1, as botocore sends them; a body in another
 encoding (CBOR, from the Java SDK) is passed through untouched, with no

@@ -47,6 +47,8 @@ class Behaviours:
     # Not AWS's rule, a fault: a subscription's connection is cut once it pushed this many.
     subscription_cut_after_records: int | None = None
     fan_out_read_limits: bool = False
+    # Per shard, this many first records are gone as past the stream's retention (`trimming`).
+    trimmed_records: int = 0
 
     @classmethod
     def aws(cls, **overrides: Any) -> Behaviours:

@@ -41,6 +41,7 @@ from kinesis_proxy.answers import Answer, error, ok, passed_on
 from kinesis_proxy.behaviours import Behaviours
 from kinesis_proxy.limits import ByteBucket
 from kinesis_proxy.state import ProxyState
+from kinesis_proxy.trimming import Trimming, subscription_start
 from kinesis_proxy.upstream import Upstream
 
 EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
@@ -113,9 +114,10 @@ class _Subscription:
 class FanOut:
     """Consumers and subscriptions, shared by the proxy's handler threads."""
 
-    def __init__(self, state: ProxyState, upstream: Upstream) -> None:
+    def __init__(self, state: ProxyState, upstream: Upstream, trimming: Trimming) -> None:
         self._state = state
         self._upstream = upstream.call
+        self._trimming = trimming
         self._lock = threading.Lock()
         self._consumers: dict[str, Consumer] = {}  # by ARN
         self._subscriptions: dict[tuple[str, str], _Subscription] = {}
@@ -208,6 +210,9 @@ class FanOut:
 
     def _subscribe(self, request: dict[str, Any], headers: Message) -> Answer:
         arn, shard_id = str(request["ConsumerARN"]), str(request["ShardId"])
+        refused = self._trimmed_start(arn, shard_id, request, headers)
+        if refused is not None:
+            return refused
         behaviours, now = self._state.behaviours, time.time()
         with self._lock:
             consumer = self._consumers.get(arn)
@@ -235,6 +240,19 @@ class FanOut:
         iterator = str(document["ShardIterator"])
         events = self._events(stream, shard_id, iterator, subscription, headers)
         return Answer(200, b"", EVENT_STREAM_CONTENT_TYPE, events)
+
+    def _trimmed_start(
+        self, arn: str, shard_id: str, request: dict[str, Any], headers: Message
+    ) -> Answer | None:
+        """InvalidArgumentException for a start at a trimmed record (`trimming`), before the
+        subscription takes the shard over."""
+        with self._lock:
+            consumer = self._consumers.get(arn)
+        if consumer is None:
+            return None  # answered as missing next
+        stream = consumer.stream_arn.rpartition("/")[2]
+        start = subscription_start(request)
+        return self._trimming.refusal("SubscribeToShard", stream, shard_id, start, headers)
 
     def _events(
         self,
@@ -270,7 +288,10 @@ class FanOut:
                 if status != 200:
                     yield error_message(str(page.get("__type", "InternalFailure")), str(page))
                     return
-                pending, iterator = page.get("Records", []), page.get("NextShardIterator")
+                pending = self._trimming.untrimmed(
+                    stream, shard_id, page.get("Records", []), headers
+                )
+                iterator = page.get("NextShardIterator")
                 behind_ms = int(page.get("MillisBehindLatest", 0))
             cut_after = behaviours.subscription_cut_after_records
             if cut_after is not None and pushed >= cut_after:

@@ -15,13 +15,15 @@ from typing import Any
 
 from kinesis_proxy.answers import Answer, data_size, error, ok, passed_on, stream_name, throttled
 from kinesis_proxy.state import ProxyIterator, ProxyState
+from kinesis_proxy.trimming import Trimming, iterator_start
 from kinesis_proxy.upstream import Upstream
 
 
 class Reads:
-    def __init__(self, state: ProxyState, upstream: Upstream) -> None:
+    def __init__(self, state: ProxyState, upstream: Upstream, trimming: Trimming) -> None:
         self.state = state
         self.upstream = upstream
+        self.trimming = trimming
 
     def get_shard_iterator(self, request: dict[str, Any], headers: Message) -> Answer:
         stream, shard_id = stream_name(request), str(request["ShardId"])
@@ -31,6 +33,10 @@ class Reads:
             if not admitted:
                 self.state.count("throttled_iterators")
                 return throttled(f"Rate exceeded for shard {shard_id} in stream {stream}")
+        start = iterator_start(request)
+        refused = self.trimming.refusal("GetShardIterator", stream, shard_id, start, headers)
+        if refused is not None:
+            return refused
         status, document = self.upstream.call("GetShardIterator", request, headers)
         if status != 200:
             return passed_on(status, document)
@@ -55,6 +61,9 @@ class Reads:
         status, document = self.upstream.call("GetRecords", forwarded, headers)
         if status != 200:
             return passed_on(status, document)
+        document["Records"] = self.trimming.untrimmed(
+            iterator.stream, iterator.shard_id, document.get("Records", []), headers
+        )
         return ok(self._as_aws_would(iterator, upstream, document))
 
     def _refuse_read(self, iterator: ProxyIterator) -> Answer | None:

@@ -17,6 +17,7 @@ from kinesis_proxy.fan_out import OPERATIONS, ConnectionCut, FanOut
 from kinesis_proxy.faults import injected_fault, over_control_plane_limit
 from kinesis_proxy.reads import Reads
 from kinesis_proxy.state import ProxyState
+from kinesis_proxy.trimming import Trimming
 from kinesis_proxy.upstream import Upstream
 from kinesis_proxy.writes import Writes
 
@@ -43,14 +44,16 @@ class KinesisProxy(ThreadingHTTPServer):
         self.upstream = upstream
         self.state = ProxyState(behaviours or Behaviours())
         self._upstream = Upstream(upstream, self.state.count)
-        reads, writes = Reads(self.state, self._upstream), Writes(self.state, self._upstream)
+        trimming = Trimming(self.state, self._upstream)
+        reads = Reads(self.state, self._upstream, trimming)
+        writes = Writes(self.state, self._upstream)
         self._handlers: dict[str, Handler] = {
             "GetShardIterator": reads.get_shard_iterator,
             "GetRecords": reads.get_records,
             "PutRecords": writes.put_records,
             "PutRecord": writes.put_record,
         }
-        self._fan_out = FanOut(self.state, self._upstream)
+        self._fan_out = FanOut(self.state, self._upstream, trimming)
 
     @property
     def behaviours(self) -> Behaviours:

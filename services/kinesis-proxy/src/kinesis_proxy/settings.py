@@ -133,6 +133,10 @@ class ProxySettings(BaseSettings):
     kinesis_proxy_fan_out_read_limits: bool | None = None
     """Each consumer gets at most KINESIS_PROXY_READ_BYTES_PER_S per shard pushed (empty: as
     KINESIS_PROXY_AWS says)."""
+    kinesis_proxy_trimmed_records: int | None = Field(None, ge=0)
+    """Per shard, this many first records are trimmed as past the stream's retention: reads
+    start after them, and GetShardIterator or SubscribeToShard at one's sequence number
+    answers InvalidArgumentException (empty: none)."""
 
     @classmethod
     def settings_customise_sources(
