@@ -65,10 +65,7 @@ def test_pyspark_ends_the_planner_process_without_calling_stop(
     spark.dataSource.register(StopNotingSource)
     query = (
         spark.readStream.format("kinesis-stop-noting")
-        .option("streamName", stream)
-        .option("endpointUrl", kinesis_endpoint)
-        .option("region", "us-east-1")
-        .option("startingPosition", "TRIM_HORIZON")
+        .options(streamName=stream, endpointUrl=kinesis_endpoint, region="us-east-1")
         .load()
         .writeStream.format("noop")
         .option("checkpointLocation", str(tmp_path / "checkpoint"))
