@@ -10,7 +10,12 @@ bench/workday.md (a part run alone keeps the other part's results):
   SHARD_RENEWAL_RECORDS by the stack's own renewer, kinesis-mock saving every
   KINESIS_MOCK_PERSIST_INTERVAL) and with the settings before issue 30 (no renewal,
   saves every 5 s). A fill that cannot reach a level within FILL_BUDGET_S is
-  reported as far as it got.
+  reported as far as it got, except without renewal: there the rest of each level is
+  copied into kinesis-mock's saved state (a no-renewal stream's fill slows with every
+  record a shard holds, and 290,000 records would take hours) and a fresh LocalStack
+  loads it. Then, holding the last level, LocalStack's CPU for WORKDAY_IDLE_MINUTES
+  (11: a save interval and more) while the library's planner looks at the drained
+  stream every 500 ms, as the consumer's driver does between batches.
 - stack: the Compose stack as `docker compose up` starts it (own project name, free
   ports). Each service's CPU over a minute at the default rate; then ten times the
   default rate for WORKDAY_STACK_MINUTES (48), a marker in the tutorial's shape put
@@ -26,6 +31,7 @@ import json
 import os
 import re
 import statistics
+import tempfile
 import threading
 import time
 import uuid
@@ -36,13 +42,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import docker
 from producer.events import EventFactory, to_record
 from producer.renewal import open_shards, run_renewals
 from producer.settings import ShardRenewalSettings
+from pyspark.sql.streaming.datasource import ReadAllAvailable
+from pyspark_kinesis.options import KinesisOptions
+from pyspark_kinesis.stream_reader import KinesisStreamReader
 
 from bench.coldstart import Stack, stamped_lines
 from bench.emulator import client, create_stream, event_records
 from settings_docs.stack import LocalStackSettings
+from testkit.clients import REGION
 from testkit.localstack import running_localstack
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +66,13 @@ DEFAULT_RATE = ShardRenewalSettings().producer_rate
 STACK_MINUTES = int(os.environ.get("WORKDAY_STACK_MINUTES", "48"))
 TODAY_MINUTES = int(os.environ.get("WORKDAY_TODAY_MINUTES", "15"))
 CPU_WINDOW_S = float(os.environ.get("WORKDAY_CPU_WINDOW_S", "60"))
+IDLE_MINUTES = float(os.environ.get("WORKDAY_IDLE_MINUTES", "11"))
+CPU_SAMPLE_S = 10.0
+TRIGGER_S = 0.5  # the stack's trigger
+# A fresh LocalStack loading 290,000 saved records takes minutes before its first answer.
+LOAD_DEADLINE_S = 600.0
+# kinesis-mock numbers a shard's records from bit 80 of their sequence numbers up.
+SEQUENCE_STEP = 1 << 80
 MARKER_DEADLINE_S = 120.0
 SERVICES = ("localstack", "producer", "consumer", "shard-renewer")
 # The settings before issue 30: no renewal, kinesis-mock saving its whole state every 5 s.
@@ -136,43 +154,144 @@ def _renewing(url: str, stream: str, records: int) -> Iterator[None]:
 
 
 def measure_calls(name: str, renewal_records: int, persist_interval: str) -> dict[str, Any]:
-    """The per-call table of one configuration."""
-    env = {
+    """The per-call table of one configuration, and LocalStack idling at its last level."""
+    env: dict[str, Any] = {
         "PERSISTENCE": "1",
         "KINESIS_PERSISTENCE": "1",
         "KINESIS_MOCK_PERSIST_INTERVAL": persist_interval,
         "KINESIS_SHARD_LIMIT": "100000",
     }
     levels: list[dict[str, Any]] = []
-    with running_localstack(**env) as url:
-        stream = create_stream(url, 2)
-        kinesis = client(url)
-        batch = [{"Data": r.data, "PartitionKey": r.partition_key} for r in event_records(500, 3)]
-        held, fill_started = 0, time.monotonic()
-        with (
-            _renewing(url, stream, renewal_records),
-            ThreadPoolExecutor(FILL_CALLS_AT_ONCE) as fill,
-        ):
-            for level in CALL_LEVELS:
-                level_started, held_before = time.monotonic(), held
-                while held < level and time.monotonic() - fill_started < FILL_BUDGET_S:
-                    answers = fill.map(
-                        lambda _: kinesis.put_records(StreamName=stream, Records=batch),
-                        range(FILL_CALLS_AT_ONCE),
-                    )
-                    held += sum(len(batch) - answer["FailedRecordCount"] for answer in answers)
-                fill_rate = (held - held_before) / max(time.monotonic() - level_started, 1e-9)
-                row = {"level": level, "held": held, "fill_records_per_s": round(fill_rate)}
-                levels.append(row | _tip_calls(kinesis, stream))
+    idle: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as state:
+        state_dir = Path(state)
+        with running_localstack(state_dir=state_dir, **env) as url:
+            stream = create_stream(url, 2)
+            kinesis = client(url)
+            put = _fill_levels(
+                name, kinesis, url, stream, renewal_records=renewal_records, levels=levels
+            )
+            if put >= CALL_LEVELS[-1]:
+                idle = idle_cpu(url, stream)
+            shards = len(kinesis.list_shards(StreamName=stream)["Shards"])
+        for level in CALL_LEVELS[len(levels) :] if not renewal_records else ():
+            _grow_saved_state(state_dir, level)
+            loading = time.monotonic()
+            with running_localstack(
+                state_dir=state_dir, startup_deadline_s=LOAD_DEADLINE_S, **env
+            ) as url:
+                loaded: dict[str, Any] = {"level": level, "held": level, "put": put}
+                loaded["load_s"] = round(time.monotonic() - loading, 1)
+                levels.append(loaded | _tip_calls(client(url), stream))
                 print(json.dumps({name: levels[-1]}), flush=True)
-                if held < level:
-                    break
-        shards = kinesis.list_shards(StreamName=stream)["Shards"]
+                if level == CALL_LEVELS[-1]:
+                    idle = idle_cpu(url, stream)
     return {
         "renewal_records": renewal_records,
         "persist_interval": persist_interval,
         "levels": levels,
-        "shards_at_end": len(shards),
+        "shards_at_end": shards,
+        "idle": idle,
+    }
+
+
+def _fill_levels(
+    name: str, kinesis: Any, url: str, stream: str, *, renewal_records: int, levels: list[Any]
+) -> int:
+    """Fills the stream with PutRecords of 500, measuring the calls at each level reached
+    (into `levels`) until FILL_BUDGET_S runs out; returns the records put. With renewal,
+    the level it stopped short of is measured as far as it got."""
+    batch = [{"Data": r.data, "PartitionKey": r.partition_key} for r in event_records(500, 3)]
+    held, fill_started = 0, time.monotonic()
+    with _renewing(url, stream, renewal_records), ThreadPoolExecutor(FILL_CALLS_AT_ONCE) as fill:
+        for level in CALL_LEVELS:
+            level_started, held_before = time.monotonic(), held
+            while held < level and time.monotonic() - fill_started < FILL_BUDGET_S:
+                answers = fill.map(
+                    lambda _: kinesis.put_records(StreamName=stream, Records=batch),
+                    range(FILL_CALLS_AT_ONCE),
+                )
+                held += sum(len(batch) - answer["FailedRecordCount"] for answer in answers)
+            if held < level and not renewal_records:
+                return held  # the rest is loaded
+            fill_rate = (held - held_before) / max(time.monotonic() - level_started, 1e-9)
+            row = {"level": level, "held": held, "fill_records_per_s": round(fill_rate)}
+            levels.append(row | _tip_calls(kinesis, stream))
+            print(json.dumps({name: levels[-1]}), flush=True)
+            if held < level:
+                break
+    return held
+
+
+def grown_state(state: dict[str, Any], records: int) -> dict[str, Any]:
+    """kinesis-mock's saved state with its streams' shards grown to `records` in all, each
+    shard's own records copied after its last one, numbered on from it."""
+    for stream in state["streams"].values():
+        shards = list(stream["shards"].values())
+        per_shard, extra = divmod(records, len(shards))
+        for index, shard_records in enumerate(shards):
+            if not shard_records:
+                raise ValueError("a shard to grow holds no record to copy")
+            wanted = per_shard + (index < extra)
+            last = shard_records[-1]
+            shard_records += [
+                shard_records[copy % len(shard_records)]
+                | {"SequenceNumber": str(int(last["SequenceNumber"]) + (copy + 1) * SEQUENCE_STEP)}
+                | {"ApproximateArrivalTimestamp": last["ApproximateArrivalTimestamp"]}
+                for copy in range(wanted - len(shard_records))
+            ]
+    return state
+
+
+def _grow_saved_state(state_dir: Path, records: int) -> None:
+    (saved,) = (state_dir / "state" / "kinesis").glob("*.json")
+    saved.write_text(json.dumps(grown_state(json.loads(saved.read_text()), records)))
+
+
+def _container_of(url: str) -> str:
+    """The id of the container publishing `url`'s port."""
+    port = url.rsplit(":", 1)[1]
+    (container,) = docker.from_env().containers.list(filters={"publish": port})
+    return str(container.id)
+
+
+def idle_cpu(url: str, stream: str) -> dict[str, Any]:
+    """LocalStack's CPU for IDLE_MINUTES while the library's planner looks at the drained
+    stream every TRIGGER_S from its tip, as the consumer's driver does between batches: the
+    median and highest of CPU_SAMPLE_S samples (a save shows as a run of high ones) and the
+    mean over the whole window."""
+    container = _container_of(url)
+    with tempfile.TemporaryDirectory() as notes:
+        options = KinesisOptions(
+            stream_name=stream,
+            region=REGION,
+            endpoint_url=url,
+            metadata_path=notes,
+        )  # from the stream's tip (LATEST), as the consumer starts
+        reader = KinesisStreamReader(options)
+        tip = reader.latestOffset(reader.initialOffset(), ReadAllAvailable())
+        load_before, samples = _load(), []
+        started = sample_started = time.monotonic()
+        cpu_started = cpu_before = _cpu_seconds(container)
+        while time.monotonic() - started < IDLE_MINUTES * 60:
+            trigger = time.monotonic()
+            if reader.latestOffset(tip, ReadAllAvailable()) != tip:
+                raise RuntimeError("records arrived on the idle stream")
+            if (now := time.monotonic()) - sample_started >= CPU_SAMPLE_S:
+                cpu = _cpu_seconds(container)
+                samples.append((cpu - cpu_before) / (now - sample_started))
+                sample_started, cpu_before = now, cpu
+            time.sleep(max(0.0, trigger + TRIGGER_S - time.monotonic()))
+        mean = (_cpu_seconds(container) - cpu_started) / (time.monotonic() - started)
+        reader.stop()
+    return {
+        "minutes": IDLE_MINUTES,
+        "cores_median": round(statistics.median(samples), 3),
+        "cores_max": round(max(samples), 3),
+        "cores_mean": round(mean, 3),
+        "samples_over_0_3": sum(sample > 0.3 for sample in samples),
+        "samples": len(samples),
+        "load_1min": [load_before, _load()],
     }
 
 
@@ -395,11 +514,16 @@ def _calls_rows(name: str, calls: dict[str, Any]) -> list[str]:
     )
     rows = []
     for level in calls["levels"]:
-        held = f"{level['held']:,}" + ("" if level["held"] >= level["level"] else " (fill stopped)")
+        if "load_s" in level:  # grown in the saved state beyond what the fill put
+            held = f"{level['held']:,} ({level['put']:,} put, the rest copied in the saved state)"
+            fill = f"loaded in {level['load_s']} s"
+        else:
+            stopped = "" if level["held"] >= level["level"] else " (fill stopped)"
+            held, fill = f"{level['held']:,}{stopped}", f"{level['fill_records_per_s']:,}"
         put, get = level["put_records_ms"], level["get_records_ms"]
         rows.append(
             f"| {name}: {setup}, saves every {calls['persist_interval']} | {held} | "
-            f"{level['fill_records_per_s']:,} | {put['p50']} / {put['p95']} / {put['max']} | "
+            f"{fill} | {put['p50']} / {put['p95']} / {put['max']} | "
             f"{get['p50']} / {get['p95']} / {get['max']} | "
             f"{level['load_1min'][0]} to {level['load_1min'][1]} | "
             f"{calls.get('measured_at', '')} |"
@@ -441,6 +565,14 @@ def write(results: dict[str, Any], folder: Path) -> str:
     parts = []
     if "calls" in results:
         calls = results["calls"]
+        idle_rows = [
+            f"| {name.replace('_', ' ')} | {calls[name]['levels'][-1]['held']:,} | "
+            f"{idle['minutes']:g} | {idle['cores_median']} | {idle['cores_max']} | "
+            f"{idle['samples_over_0_3']} of {idle['samples']} | {idle['cores_mean']} | "
+            f"{idle['load_1min'][0]} to {idle['load_1min'][1]} |"
+            for name in ("chosen", "renewal_only", "before")
+            if (idle := calls[name].get("idle"))
+        ]
         when = calls.get("measured_at", "")  # results from before each configuration had its own
         parts += [
             "Single calls at the tip; ms p50 / p95 / max:",
@@ -455,6 +587,18 @@ def write(results: dict[str, Any], folder: Path) -> str:
             ),
             "",
         ]
+        if idle_rows:
+            parts += [
+                "LocalStack idling at the last level, the library's planner looking at the "
+                f"drained stream every {TRIGGER_S:g} s (the consumer between batches); cores "
+                f"per {CPU_SAMPLE_S:g} s sample:",
+                "",
+                "| settings | records held | minutes | median | highest | samples over 0.3 "
+                "| mean over the window | load (1 min) |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+                *idle_rows,
+                "",
+            ]
     if "stack" in results:
         stack = results["stack"]
         parts += [
