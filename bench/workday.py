@@ -258,8 +258,9 @@ def _container_of(url: str) -> str:
 def idle_cpu(url: str, stream: str) -> dict[str, Any]:
     """LocalStack's CPU for IDLE_MINUTES while the library's planner looks at the drained
     stream every TRIGGER_S from its tip, as the consumer's driver does between batches: the
-    median and highest of CPU_SAMPLE_S samples (a save shows as a run of high ones) and the
-    mean over the whole window."""
+    median and highest of samples of CPU_SAMPLE_S (longer when a look was held up: a sample
+    ends between looks) and the mean over the whole window. A save shows as a run of high
+    samples."""
     container = _container_of(url)
     with tempfile.TemporaryDirectory() as notes:
         options = KinesisOptions(
@@ -591,7 +592,8 @@ def write(results: dict[str, Any], folder: Path) -> str:
             parts += [
                 "LocalStack idling at the last level, the library's planner looking at the "
                 f"drained stream every {TRIGGER_S:g} s (the consumer between batches); cores "
-                f"per {CPU_SAMPLE_S:g} s sample:",
+                f"per sample ({CPU_SAMPLE_S:g} s, or until the next look returned when a look "
+                "was held up):",
                 "",
                 "| settings | records held | minutes | median | highest | samples over 0.3 "
                 "| mean over the window | load (1 min) |",
