@@ -75,6 +75,8 @@ LOAD_DEADLINE_S = 600.0
 SEQUENCE_STEP = 1 << 80
 MARKER_DEADLINE_S = 120.0
 SERVICES = ("localstack", "producer", "consumer", "shard-renewer")
+# The per-call table's configurations (`calls:<name>`), in the order its rows are written.
+CALL_CONFIGURATIONS = ("chosen", "renewal_only", "before")
 # The settings before issue 30: no renewal, kinesis-mock saving its whole state every 5 s.
 BEFORE = {"SHARD_RENEWAL_RECORDS": "0", "KINESIS_MOCK_PERSIST_INTERVAL": "5s"}
 
@@ -571,7 +573,7 @@ def write(results: dict[str, Any], folder: Path) -> str:
             f"{idle['minutes']:g} | {idle['cores_median']} | {idle['cores_max']} | "
             f"{idle['samples_over_0_3']} of {idle['samples']} | {idle['cores_mean']} | "
             f"{idle['load_1min'][0]} to {idle['load_1min'][1]} |"
-            for name in ("chosen", "renewal_only", "before")
+            for name in CALL_CONFIGURATIONS
             if (idle := calls[name].get("idle"))
         ]
         when = calls.get("measured_at", "")  # results from before each configuration had its own
@@ -583,7 +585,7 @@ def write(results: dict[str, Any], folder: Path) -> str:
             "| --- | ---: | ---: | --- | --- | --- | --- |",
             *(
                 row
-                for name in ("chosen", "renewal_only", "before")
+                for name in CALL_CONFIGURATIONS
                 for row in _calls_rows(name.replace("_", " "), {"measured_at": when} | calls[name])
             ),
             "",
