@@ -355,15 +355,25 @@ def service_cpu(stack: Stack) -> dict[str, Any]:
     the consumer's by part (processes that ended within the window are not counted)."""
     ids = _full_ids(stack)
     load_before, before = _load(), {s: _cpu_seconds(c) for s, c in ids.items()}
-    parts_before = _consumer_processes(stack)
+    parts_before, started = _consumer_processes(stack), datetime.now(UTC)
     time.sleep(CPU_WINDOW_S)  # the measuring window itself
     after = {s: _cpu_seconds(c) for s, c in ids.items()}
+    batches = len(_batches_written(stack, started, datetime.now(UTC)))
     parts: dict[str, float] = {}
     for pid, (part, seconds) in _consumer_processes(stack).items():
         spent = seconds - parts_before.get(pid, (part, 0.0))[1]
         parts[part] = round(parts.get(part, 0.0) + spent / CPU_WINDOW_S, 3)
     cores = {s: round((after[s] - before[s]) / CPU_WINDOW_S, 3) for s in ids}
-    return {"cores": cores, "consumer_parts": parts, "load_1min": [load_before, _load()]}
+    # What a batch costs the consumer: Spark's fixed cost per micro-batch, paid at every trigger
+    # that finds records, dwarfs the few records' own at the default rate.
+    per_batch = (after["consumer"] - before["consumer"]) * 1000 / batches if batches else None
+    return {
+        "cores": cores,
+        "consumer_parts": parts,
+        "batches": batches,
+        "consumer_ms_per_batch": per_batch and round(per_batch),
+        "load_1min": [load_before, _load()],
+    }
 
 
 def _wait_for_first_batch(stack: Stack) -> None:
@@ -394,14 +404,14 @@ def _marker_latency(stack: Stack, kinesis: Any, stream: str, number: int) -> flo
     return None
 
 
-def _events_taken(stack: Stack, since: datetime, until: datetime) -> int:
-    """Events the consumer's batches wrote between the two instants (its log lines)."""
-    taken = 0
+def _batches_written(stack: Stack, since: datetime, until: datetime) -> list[int]:
+    """Each batch the consumer wrote between the two instants: its events (its log lines)."""
+    events = []
     for moment, text in stamped_lines(stack):
         found = re.search(r"batch \d+: (\d+) events", text)
         if found and since <= moment < until:
-            taken += int(found[1])
-    return taken
+            events.append(int(found[1]))
+    return events
 
 
 def _renewals(stack: Stack) -> list[str]:
@@ -434,7 +444,7 @@ def measure_stack(name: str, minutes: int, overrides: dict[str, str]) -> dict[st
                 "minute": minute,
                 "marker_latency_s": latency,
                 "sink_events_per_s": round(
-                    _events_taken(stack, minute_started, datetime.now(UTC))
+                    sum(_batches_written(stack, minute_started, datetime.now(UTC)))
                     / (datetime.now(UTC) - minute_started).total_seconds(),
                     1,
                 ),
@@ -552,7 +562,8 @@ def _stack_rows(name: str, run: dict[str, Any]) -> list[str]:
             + ", ".join(f"{s} {c:.2f}" for s, c in run[key]["cores"].items())
             + " | consumer: "
             + ", ".join(f"{p} {c:.2f}" for p, c in run[key].get("consumer_parts", {}).items())
-            + f" |  | {run[key]['load_1min'][0]} to {run[key]['load_1min'][1]} |"
+            + f" | {_batch_cost(run[key])} | {run[key]['load_1min'][0]} to "
+            + f"{run[key]['load_1min'][1]} |"
             for key, label in (
                 ("cpu_start", f"default {DEFAULT_RATE:g} events/s, at the start"),
                 ("cpu_after", f"default {DEFAULT_RATE:g} events/s, after the run"),
@@ -561,6 +572,12 @@ def _stack_rows(name: str, run: dict[str, Any]) -> list[str]:
             if key in run
         ),
     ]
+
+
+def _batch_cost(cpu: dict[str, Any]) -> str:
+    if cpu.get("consumer_ms_per_batch") is None:
+        return "no batch written" if "batches" in cpu else ""
+    return f"{cpu['batches']} batches, the consumer {cpu['consumer_ms_per_batch']} ms CPU a batch"
 
 
 def write(results: dict[str, Any], folder: Path) -> str:

@@ -119,6 +119,34 @@ def test_good_events_and_dead_letters_are_separated_exactly(consumer_env, kinesi
         assert isinstance(row["batch_id"], int)
 
 
+def test_writing_the_checkpoint_starts_no_readlink_process(consumer_env, kinesis_client, tmp_path):
+    """Hadoop's local file system, without its native library, runs `chmod` for each file it
+    creates and Spark's default checkpoint manager adds two `readlink`s per rename: the
+    consumer's manager leaves only the `chmod`s (docs/performance.md). Shims first on PATH
+    log what the JVM starts."""
+    shims, started = tmp_path / "shims", tmp_path / "started.log"
+    shims.mkdir()
+    for command in ("readlink", "chmod"):
+        shim = shims / command
+        shim.write_text(
+            f'#!/bin/sh\necho "{command} $*" >> {started}\nexec {shutil.which(command)} "$@"\n'
+        )
+        shim.chmod(0o755)
+    _put(
+        kinesis_client,
+        consumer_env["KINESIS_STREAM_NAME"],
+        [json.dumps(_event("message1", 1)).encode() for _ in range(3)],
+    )
+
+    _drain({**consumer_env, "PATH": f"{shims}:{os.environ['PATH']}"})
+
+    checkpoint = consumer_env["CONSUMER_CHECKPOINT_PATH"]
+    on_checkpoint = [line for line in started.read_text().splitlines() if checkpoint in line]
+    # The shims do see the JVM's processes: a created file's `chmod` is still there.
+    assert any(line.startswith("chmod") for line in on_checkpoint), on_checkpoint
+    assert not [line for line in on_checkpoint if line.startswith("readlink")]
+
+
 def test_the_sink_reads_the_same_in_spark_pandas_and_pyarrow(consumer_env, kinesis_client):
     events = [_event("message1", 1) for _ in range(6)]
     _put(

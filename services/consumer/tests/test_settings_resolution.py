@@ -128,6 +128,22 @@ def test_batch_end_notes_go_beside_a_local_or_s3_checkpoint(checkpoint: str, not
     KinesisOptions.parse(options)  # the source takes it
 
 
+@pytest.mark.parametrize(
+    ("checkpoint", "local"),
+    [
+        ("/data/checkpoints", True),
+        ("checkpoints", True),
+        ("file:/data/checkpoints", True),
+        ("file:///data/checkpoints", True),
+        ("s3a://bucket/checkpoints", False),
+        ("hdfs://namenode/checkpoints", False),
+    ],
+)
+def test_a_path_or_file_uri_is_a_checkpoint_on_local_disk(checkpoint: str, local: bool):
+    # Only there does the consumer pick Spark's FileSystem-based checkpoint manager.
+    assert ConsumerSettings(consumer_checkpoint_path=checkpoint).checkpoint_on_local_disk is local
+
+
 def test_the_per_trigger_limit_is_the_sources_row_limit():
     # The source counts rows, user records after KPL de-aggregation
     # (pyspark-kinesis/tests/test_row_limits.py): so does CONSUMER_MAX_RECORDS_PER_TRIGGER.

@@ -39,6 +39,15 @@ _SOURCE_ERROR = re.compile(
     r"(?:KinesisSourceError|DataLossError|KinesisOptionError|SinkOwnershipError): (.+)"
 )
 _ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+# Hadoop's local file system starts a process for its file calls when its native library is
+# missing, and PySpark ships none: Spark's default checkpoint manager (FileContext) runs
+# `chmod` for every file it creates and `readlink` twice for every rename, about 30
+# processes a batch (offsets, commits, the state's changelog, each with its checksum), two
+# batches a second at the default trigger. This one renames with Java's own call and
+# leaves only the `chmod`s, a fifth of them (docs/performance.md).
+_LOCAL_CHECKPOINT_MANAGER = (
+    "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager"
+)
 # How long SIGTERM waits for the batch in flight (Compose's stop_grace_period is longer).
 STOP_GRACE_S = 30.0
 # How often a consumer started before its stream asks again.
@@ -143,8 +152,13 @@ def build_session(settings: ConsumerSettings) -> SparkSession:
     # one with pyspark_kinesis installed; Spark's default is whatever `python3` is first
     # on PATH. The JVM inherits this environment when the session starts it.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    if settings.checkpoint_on_local_disk:
+        builder = builder.config(
+            "spark.sql.streaming.checkpointFileManagerClass", _LOCAL_CHECKPOINT_MANAGER
+        )
     session = (
-        SparkSession.builder.master(settings.spark_master)
+        builder.master(settings.spark_master)
         .appName("kinesis-consumer")
         .config("spark.ui.port", "4040")
         .config("spark.sql.session.timeZone", "UTC")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from typing import Literal
+from urllib.parse import urlparse
 
 from kinesis_connection import KinesisConnection, configuration_error
 from pydantic import Field, ValidationError, field_validator
@@ -98,6 +99,11 @@ class ConsumerSettings(KinesisConnection):
     @property
     def query_checkpoint_path(self) -> str:
         return f"{self.consumer_checkpoint_path.rstrip('/')}/events"
+
+    @property
+    def checkpoint_on_local_disk(self) -> bool:
+        """True for a path or file: URI (a volume, a shared mount), false for s3a://, hdfs://."""
+        return urlparse(self.consumer_checkpoint_path).scheme in ("", "file")
 
     def source_options(self) -> dict[str, str]:
         """Options for `format("kinesis")`; credentials come from the default AWS chain."""
