@@ -366,12 +366,12 @@ def service_cpu(stack: Stack) -> dict[str, Any]:
     cores = {s: round((after[s] - before[s]) / CPU_WINDOW_S, 3) for s in ids}
     # What a batch costs the consumer: Spark's fixed cost per micro-batch, paid at every trigger
     # that finds records, dwarfs the few records' own at the default rate.
-    per_batch = (after["consumer"] - before["consumer"]) * 1000 / batches if batches else None
+    spent_ms = (after["consumer"] - before["consumer"]) * 1000
     return {
         "cores": cores,
         "consumer_parts": parts,
         "batches": batches,
-        "consumer_ms_per_batch": per_batch and round(per_batch),
+        "consumer_ms_per_batch": round(spent_ms / batches) if batches else None,
         "load_1min": [load_before, _load()],
     }
 
