@@ -330,6 +330,7 @@ CONSUMER_PARTS = (
     ("python_streaming_source_runner", "the source's planning (Python)"),
     ("pyspark.daemon", "Python workers (the tasks)"),
     ("-m consumer", "the consumer's Python driver"),
+    ("pyspark_kinesis.fan_out_hub", "the fan-out hub (CONSUMER_READ_MODE=fan-out)"),
     ("java", "the JVM (Spark's driver and executors)"),
 )
 _PROCESSES = (

@@ -216,6 +216,28 @@ def running_query(spark, endpoint: str, stream: str, tmp_path) -> tuple[Any, Bat
     return run(frame, log, tmp_path, processingTime="500 milliseconds"), log
 
 
+def test_a_shards_tasks_in_any_python_worker_read_from_one_subscription(
+    spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
+):
+    # A task per shard and two task slots: Spark runs a shard's next task in whichever
+    # Python worker is free, and the subscription outlives both (the host's hub).
+    endpoint = reading_through(kinesis_proxy)
+    stream = stream_factory(4)
+    log = BatchLog()
+    frame = source(
+        spark, endpoint, stream, startingPosition="LATEST", shardsPerTask="1", **DATABRICKS_DIALECT
+    )
+    query = run(frame, log, tmp_path, processingTime="500 milliseconds")
+    try:
+        read_in_rounds(query, log, kinesis_client, stream, lambda round_: None)
+    finally:
+        query.stop()
+    assert log.numbers == list(range(30))
+    # Once per shard, never refused under AWS's 5-second rule.
+    assert kinesis_proxy.events["subscriptions"] == 4
+    assert kinesis_proxy.events["subscriptions_in_use"] == 0
+
+
 def test_a_subscription_cut_mid_batch_is_renewed_and_the_batch_stays_exact(
     spark, kinesis_proxy, kinesis_client, stream_factory, tmp_path
 ):

@@ -2,9 +2,9 @@
 
 AWS lets a consumer subscribe to a shard once per 5 seconds (ResourceInUseException
 otherwise) and ends every subscription after 5 minutes, while a micro-batch task
-lasts a fraction of a second. So a `Subscription` belongs to the Python worker
-process, not to a task (Spark reuses its Python workers), one per consumer and
-shard: a thread reads SubscribeToShard's events into a buffer bounded by
+lasts a fraction of a second. So a `Subscription` belongs to a process that
+outlives tasks and Python workers, the host's hub (`fan_out_hub`), one per
+consumer and shard: a thread reads SubscribeToShard's events into a buffer bounded by
 `fetchBufferSize` (the thread stops reading while it is full), and each task
 takes from it exactly what its batch planned (`SubscribedTake`, the fan-out twin of
 `reading.TakeRead`: the records after `start` that arrived by the Take's instant,
@@ -15,7 +15,7 @@ what it holds, never in the background, so a stopped query's leftover
 subscription does not fight a restarted query for the shard (after 5 seconds
 AWS gives the shard to the newer call). It is renewed from its last buffered
 record (AFTER_SEQUENCE_NUMBER) when it expired or broke, and opened afresh at a
-task's start when the buffer does not hold that position (another process
+task's start when the buffer does not hold that position (another host
 read the previous batch, a retry, a restart): the Take's bounds, not the
 subscription, decide what a task returns, so no record is lost or doubled.
 ResourceInUseException, throttling, 500/503 answers and dropped connections at
@@ -33,7 +33,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from itertools import islice
 from typing import Any
 
@@ -353,13 +353,14 @@ class SubscribedTake(TakeReader):
     then `end` says where it ended. The same records as `reading.TakeRead` reads.
 
     Reading stops at the first record that arrived after `take.until_s`, at
-    `take.limit` rows, at the end of a closed shard, or once the subscription is
-    caught up with the shard PUSH_GRACE_S after `take.until_s`. A record pushed
+    `take.limit` rows, at the end of a closed shard, or, once it took a record,
+    when the subscription is caught up with the shard PUSH_GRACE_S after
+    `take.until_s`. A record pushed
     later than that is left to the next batch; the batch's note (`ends`) makes
     any re-read of this batch end where this one did.
     """
 
-    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+    def __iter__(self) -> Generator[list[dict[str, Any]]]:
         subscription = subscription_for(self.options, self.shard_id)
         with subscription.lock:
             if not subscription.holds(self.start):
@@ -388,7 +389,11 @@ class SubscribedTake(TakeReader):
             if subscription.ended:
                 ended = True
                 break
-            if subscription.caught_up(until_s):
+            # The driver plans a take only for a shard whose look found a record that
+            # arrived by `until_s`: until one came, a live subscription's last event may
+            # predate it (LocalStack pushes every 3 s), and an empty read of a take the
+            # next plan repeats would end a Trigger.AvailableNow query short of it.
+            if taken > 0 and subscription.caught_up(until_s):
                 break
             if not subscription.running:
                 fruitless = fruitless + 1 if subscription.fruitless else 0
