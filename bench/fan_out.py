@@ -11,7 +11,9 @@
     shards at once (`shardsPerTask`), and the session has a slot for each reader's task.
     The fan-out consumers are registered (and ACTIVE) before the clock starts, as a running
     stack's are; a half that does not finish by its deadline is an error, the other half
-    is kept, and each half is logged as it ends.
+    is kept, and each half is logged as it ends. Beside them, the test double's own
+    ceiling: plain boto3 subscribers, one per shard, through a fresh proxy with the same
+    limits (`plain_subscribers`).
 16. Latency at 200 events/s with fan-out against polling (`python -m bench --only
     fan_out_latency`): figure 3's pipeline (the consumer's query and sink, the stack's
     500 ms trigger) reading through the proxy with AWS's limits at their real values, one
@@ -149,8 +151,37 @@ def _two_readers_in(
     return half
 
 
+def plain_subscribers(url: str, stream: str, total_bytes: int) -> dict[str, Any]:
+    """Figure 15's ceiling set by the test double itself: one plain boto3 subscriber per
+    shard, as one consumer, through a fresh proxy with the same limits, from the shards'
+    first record until each holds all of its shard's; its share of one reader's limit."""
+    with running_proxy(url, scaled_limits()) as proxy:
+        arn = registered(proxy.url, stream, "plain-subscriber")
+        kinesis = client(proxy.url)
+        shards = [shard["ShardId"] for shard in kinesis.list_shards(StreamName=stream)["Shards"]]
+        received: dict[str, int] = {}
+
+        def subscribe(shard_id: str) -> None:
+            start = {"Type": "TRIM_HORIZON"}
+            answer = kinesis.subscribe_to_shard(
+                ConsumerARN=arn, ShardId=shard_id, StartingPosition=start
+            )
+            for message in answer["EventStream"]:
+                event = message.get("SubscribeToShardEvent", {})
+                received[shard_id] = received.get(shard_id, 0) + len(event.get("Records", []))
+                if received[shard_id] and event.get("MillisBehindLatest") == 0:
+                    return  # caught up: every record the shard holds was pushed
+
+        seconds = timed_threads(subscribe, shards)
+    return {
+        "records": sum(received.values()),
+        "seconds": round(seconds, 1),
+        "vs_limit": share_of_limit(total_bytes, seconds),
+    }
+
+
 def measure_two_readers(spark: SparkSession, url: str) -> dict[str, Any]:
-    """Figure 15."""
+    """Figure 15, with the test double's own ceiling (`plain_subscribers`) beside it."""
     slots = spark.sparkContext.defaultParallelism
     needed = tasks_at_once(len(READERS), LIMITED_SHARDS, SHARDS_PER_TASK)
     if needed > slots:
@@ -170,6 +201,8 @@ def measure_two_readers(spark: SparkSession, url: str) -> dict[str, Any]:
             failed.append(mode)
         # Logged as it ends: an interrupted run keeps the half it measured.
         log.info("two readers, %s: %s", mode, json.dumps(figure[mode], default=str))
+    figure["plain_subscribers"] = plain_subscribers(url, stream, total_bytes)
+    log.info("two readers, plain subscribers: %s", json.dumps(figure["plain_subscribers"]))
     if failed:
         figure["error"] = f"failed: {', '.join(failed)} (see each)"
     return figure
