@@ -2,7 +2,8 @@
 
 LocalStack's own SubscribeToShard polls its GetRecords with about 3 s between
 empty polls; this one polls LocalStack every POLL_S, a thread per subscription
-reading ahead of its pushes (`_ReadAhead`), and pushes records as they arrive. The proxy keeps the consumers itself (Register/Describe/List/
+reading ahead of its pushes (`_ReadAhead`), and pushes records as they arrive.
+The proxy keeps the consumers itself (Register/Describe/List/
 DeregisterStreamConsumer), each CREATING for `consumer_creating_s` before it is
 ACTIVE, and applies AWS's rules, each a behaviour:
 
@@ -50,7 +51,9 @@ EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 POLL_S = 0.05
 EVENT_EVERY_S = 5.0
 # Records per GetRecords call to LocalStack, and bytes (base64) a subscription holds read
-# ahead of its pushes (`_ReadAhead`): small pages, so the first push waits on no large one.
+# ahead of its pushes (`_ReadAhead`): small pages, so that no push waits on a large one
+# (measured on figure 15's stream: pages of 25 after a first of 25 reached 0.91x of the
+# limit, pages of 10,000 after it 0.75x: LocalStack serves a large page in seconds).
 UPSTREAM_PAGE_RECORDS = 25
 READ_AHEAD_BYTES = 10 * 1024 * 1024
 _STRING_HEADER = 7
