@@ -12,8 +12,8 @@
     The fan-out consumers are registered (and ACTIVE) before the clock starts, as a running
     stack's are; a half that does not finish by its deadline is an error, the other half
     is kept, and each half is logged as it ends. Beside them, the test double's own
-    ceiling: plain boto3 subscribers, one per shard, through a fresh proxy with the same
-    limits (`plain_subscribers`).
+    ceiling: two consumers at once, each a plain boto3 subscriber per shard, through a
+    fresh proxy with the same limits (`plain_subscribers`).
 16. Latency at 200 events/s with fan-out against polling (`python -m bench --only
     fan_out_latency`): figure 3's pipeline (the consumer's query and sink, the stack's
     500 ms trigger) reading through the proxy with AWS's limits at their real values, one
@@ -152,32 +152,41 @@ def _two_readers_in(
 
 
 def plain_subscribers(url: str, stream: str, total_bytes: int) -> dict[str, Any]:
-    """Figure 15's ceiling set by the test double itself: one plain boto3 subscriber per
-    shard, as one consumer, through a fresh proxy with the same limits, from the shards'
-    first record until each holds all of its shard's; its share of one reader's limit."""
+    """Figure 15's ceiling set by the test double itself: two consumers at once, as the two
+    readers are, each a plain boto3 subscriber per shard, through a fresh proxy with the
+    same limits, from the shards' first record until each holds all of its shard's; each
+    consumer's share of one reader's limit."""
+    consumers = [f"plain-{reader}" for reader in READERS]
     with running_proxy(url, scaled_limits()) as proxy:
-        arn = registered(proxy.url, stream, "plain-subscriber")
+        arns = {name: registered(proxy.url, stream, name) for name in consumers}
         kinesis = client(proxy.url)
         shards = [shard["ShardId"] for shard in kinesis.list_shards(StreamName=stream)["Shards"]]
-        received: dict[str, int] = {}
+        received: dict[tuple[str, str], int] = {}
+        caught_up_s: dict[tuple[str, str], float] = {}
+        started = time.perf_counter()
 
-        def subscribe(shard_id: str) -> None:
-            start = {"Type": "TRIM_HORIZON"}
+        def subscribe(pair: tuple[str, str]) -> None:
+            name, shard_id = pair
             answer = kinesis.subscribe_to_shard(
-                ConsumerARN=arn, ShardId=shard_id, StartingPosition=start
+                ConsumerARN=arns[name], ShardId=shard_id, StartingPosition={"Type": "TRIM_HORIZON"}
             )
             for message in answer["EventStream"]:
                 event = message.get("SubscribeToShardEvent", {})
-                received[shard_id] = received.get(shard_id, 0) + len(event.get("Records", []))
-                if received[shard_id] and event.get("MillisBehindLatest") == 0:
-                    return  # caught up: every record the shard holds was pushed
+                received[pair] = received.get(pair, 0) + len(event.get("Records", []))
+                if received[pair] and event.get("MillisBehindLatest") == 0:
+                    break  # caught up: every record the shard holds was pushed
+            caught_up_s[pair] = time.perf_counter() - started
 
-        seconds = timed_threads(subscribe, shards)
-    return {
-        "records": sum(received.values()),
-        "seconds": round(seconds, 1),
-        "vs_limit": share_of_limit(total_bytes, seconds),
-    }
+        timed_threads(subscribe, [(name, shard) for name in consumers for shard in shards])
+    figure = {}
+    for name in consumers:
+        seconds = max(at for (of, _), at in caught_up_s.items() if of == name)
+        figure[name] = {
+            "records": sum(count for (of, _), count in received.items() if of == name),
+            "seconds": round(seconds, 1),
+            "vs_limit": share_of_limit(total_bytes, seconds),
+        }
+    return figure
 
 
 def measure_two_readers(spark: SparkSession, url: str) -> dict[str, Any]:
