@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import version
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
@@ -77,6 +78,7 @@ def hub_directory() -> Path:
     return directory
 
 
+@cache  # read once per process: every task of the process asks
 def build_digest() -> str:
     """Names this build of the package: a digest of its source files (or its version,
     when it runs from an archive), so that a hub of another build is never used."""
