@@ -4,8 +4,8 @@ AWS lets a consumer subscribe to a shard once per 5 seconds (ResourceInUseExcept
 otherwise) and ends every subscription after 5 minutes, while a micro-batch task
 lasts a fraction of a second. So a `Subscription` belongs to a process that
 outlives tasks and Python workers, the host's hub (`fan_out_hub`), one per
-consumer and shard: a thread reads SubscribeToShard's events into a buffer bounded by
-`fetchBufferSize` (the thread stops reading while it is full), and each task
+consumer and shard: a thread reads SubscribeToShard's events into a buffer
+bounded by `fetchBufferSize` (the thread stops reading while it is full), and each task
 takes from it exactly what its batch planned (`SubscribedTake`, the fan-out twin of
 `reading.TakeRead`: the records after `start` that arrived by the Take's instant,
 at most its limit). Records past the planned end stay buffered for the next batch.
@@ -355,9 +355,9 @@ class SubscribedTake(TakeReader):
     Reading stops at the first record that arrived after `take.until_s`, at
     `take.limit` rows, at the end of a closed shard, or, once it took a record,
     when the subscription is caught up with the shard PUSH_GRACE_S after
-    `take.until_s`. A record pushed
-    later than that is left to the next batch; the batch's note (`ends`) makes
-    any re-read of this batch end where this one did.
+    `take.until_s`. A record pushed later than that is left to the next batch;
+    the batch's note (`ends`) makes any re-read of this batch end where this one
+    did.
     """
 
     def __iter__(self) -> Generator[list[dict[str, Any]]]:

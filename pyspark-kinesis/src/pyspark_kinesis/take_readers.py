@@ -6,7 +6,8 @@ task reads that with a `reading.TakeReader`, built by the stream reader's
 GetRecords (`reading.TakeRead`) or an enhanced fan-out subscription, held by
 the host's hub and read through it (`fan_out_hub.HubTake`). Planning, notes
 (`ends`) and replays are the same for every way, as long as it returns exactly
-the records its take covers and sets `end`. A new way is a `TakeReader` subclass, picked here.
+the records its take covers and sets `end`. A new way is a `TakeReader`
+subclass, picked here.
 """
 
 from __future__ import annotations
