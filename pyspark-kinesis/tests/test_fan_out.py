@@ -210,9 +210,13 @@ def read_in_rounds(query: Any, log: BatchLog, kinesis_client, stream: str, betwe
         between(round_)
 
 
-def running_query(spark, endpoint: str, stream: str, tmp_path) -> tuple[Any, BatchLog]:
+def running_query(
+    spark, endpoint: str, stream: str, tmp_path, **options: str
+) -> tuple[Any, BatchLog]:
     log = BatchLog()
-    frame = source(spark, endpoint, stream, startingPosition="LATEST", **DATABRICKS_DIALECT)
+    frame = source(
+        spark, endpoint, stream, startingPosition="LATEST", **DATABRICKS_DIALECT, **options
+    )
     return run(frame, log, tmp_path, processingTime="500 milliseconds"), log
 
 
@@ -223,11 +227,7 @@ def test_a_shards_tasks_in_any_python_worker_read_from_one_subscription(
     # Python worker is free, and the subscription outlives both (the host's hub).
     endpoint = reading_through(kinesis_proxy)
     stream = stream_factory(4)
-    log = BatchLog()
-    frame = source(
-        spark, endpoint, stream, startingPosition="LATEST", shardsPerTask="1", **DATABRICKS_DIALECT
-    )
-    query = run(frame, log, tmp_path, processingTime="500 milliseconds")
+    query, log = running_query(spark, endpoint, stream, tmp_path, shardsPerTask="1")
     try:
         read_in_rounds(query, log, kinesis_client, stream, lambda round_: None)
     finally:
